@@ -1,0 +1,80 @@
+"""nvdsync: a local mirror of the NVD CVE API 2.0 with memory bounded by a mini-batch.
+
+Public API (everything else is internal)::
+
+    from nvdsync import load_settings, sync
+    report = sync(load_settings(db="nvd.sqlite"))
+
+Heavy modules are imported on first use, so ``import nvdsync`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from nvdsync.errors import (
+    BadRequest,
+    ConfigError,
+    InvalidApiKey,
+    NvdSyncError,
+    ParseError,
+    RateLimited,
+    RetryBudgetExceeded,
+    ServerError,
+    SourceError,
+    StoreError,
+    SyncIncomplete,
+    TransportError,
+)
+
+if TYPE_CHECKING:
+    from nvdsync.config import Settings, load_settings
+    from nvdsync.store import open_store
+    from nvdsync.sync import SyncReport, sync, sync_async
+    from nvdsync.verify import VerifyReport, verify
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BadRequest",
+    "ConfigError",
+    "InvalidApiKey",
+    "NvdSyncError",
+    "ParseError",
+    "RateLimited",
+    "RetryBudgetExceeded",
+    "ServerError",
+    "Settings",
+    "SourceError",
+    "StoreError",
+    "SyncIncomplete",
+    "SyncReport",
+    "TransportError",
+    "VerifyReport",
+    "__version__",
+    "load_settings",
+    "open_store",
+    "sync",
+    "sync_async",
+    "verify",
+]
+
+_LAZY = {
+    "Settings": "nvdsync.config",
+    "load_settings": "nvdsync.config",
+    "open_store": "nvdsync.store",
+    "SyncReport": "nvdsync.sync",
+    "sync": "nvdsync.sync",
+    "sync_async": "nvdsync.sync",
+    "VerifyReport": "nvdsync.verify",
+    "verify": "nvdsync.verify",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nvdsync' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,5 @@
+"""``python -m nvdsync``."""
+
+from nvdsync.cli import main
+
+main()

@@ -1,0 +1,282 @@
+"""The ``nvdsync`` command: a thin Typer layer over the library.
+
+Each command parses options, builds Settings, calls one library function and
+renders its result. Exit codes: 0 success, 1 the operation failed (the mirror stays
+consistent), 2 usage or configuration errors.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from nvdsync.errors import ConfigError, NvdSyncError, SyncIncomplete
+
+if TYPE_CHECKING:
+    from nvdsync.config import Settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="nvdsync",
+    help="Keep a local mirror of the NVD CVE API 2.0 and query it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+_state: dict[str, Any] = {"config": None, "verbose": 0}
+
+DbOpt = Annotated[str | None, typer.Option("--db", help="SQLite file or SQLAlchemy URL "
+                                           "(env NVDSYNC_DB).", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def fail(message: str, code: int = 1, hint: str | None = None) -> NoReturn:
+    from rich.console import Console
+
+    err = Console(stderr=True, highlight=False)
+    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    if hint:
+        err.print(f"[dim]hint:[/] {hint}", markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def settings(**flags: Any) -> Settings:
+    from nvdsync.config import load_settings
+
+    try:
+        return load_settings(_state["config"], **flags)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+
+
+def out(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@app.callback()
+def _root(
+    config: Annotated[Path | None, typer.Option("--config", help="TOML settings file "
+                                                "(env NVDSYNC_CONFIG).")] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                         help="More log output (-vv adds HTTP).")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings only.")] = False,
+) -> None:
+    _state["config"] = config
+    _state["verbose"] = -1 if quiet else verbose
+
+
+@app.command("sync")
+def sync_cmd(
+    full: Annotated[bool, typer.Option("--full", help="Page through all of NVD.")] = False,
+    since: Annotated[str | None, typer.Option("--since", help="Re-fetch everything modified "
+                                              "since this ISO date/time (UTC if no offset).")
+                     ] = None,
+    restart: Annotated[bool, typer.Option("--restart", help="Discard an interrupted sync "
+                                          "instead of resuming it.")] = False,
+    api_url: Annotated[str | None, typer.Option("--api-url", help="CVE API endpoint "
+                                                "(env NVDSYNC_API_URL).")] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", help="NVD API key "
+                                                "(env NVD_API_KEY).", show_default=False)] = None,
+    db: DbOpt = None,
+    page_size: Annotated[int | None, typer.Option("--page-size", help="Records per request, "
+                                                  "1..2000 [default: 2000].")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Records per write "
+                                                   "transaction [default: 50].")] = None,
+    rate_limit: Annotated[str | None, typer.Option("--rate-limit", help="N/SECONDS or 'off' "
+                                                   "[default: NVD's 5/30, 50/30 with a key].")
+                          ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Pages downloaded at once "
+                                                "[default: 1].")] = None,
+    max_retries: Annotated[int | None, typer.Option("--max-retries", help="Retries per "
+                                                    "request [default: 8].")] = None,
+    retry_budget: Annotated[float | None, typer.Option("--retry-budget", help="Seconds of "
+                                                       "retry waiting per run [default: 1800]."
+                                                       )] = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress "
+                                                  "bar [default: on a terminal].")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Bring the mirror up to date (incremental when it has a watermark)."""
+    from nvdsync.render import SyncProgress, print_sync_report
+    from nvdsync.source.windows import parse_when
+    from nvdsync.sync import sync
+
+    cfg = settings(db=db, api_url=api_url, api_key=api_key, page_size=page_size,
+                   batch_size=batch_size, rate_limit=rate_limit, workers=workers,
+                   max_retries=max_retries, retry_budget=retry_budget)
+    try:
+        since_at = parse_when(since) if since else None
+    except ValueError:
+        fail(f"--since {since!r} is not an ISO date or date-time", 2,
+             "e.g. --since 2024-01-31 or --since 2024-01-31T12:00:00+00:00")
+    show_bar = sys.stderr.isatty() if progress is None else progress
+    with SyncProgress(enabled=show_bar, verbosity=_state["verbose"]) as bar:
+        try:
+            report = sync(cfg, full=full, since=since_at, restart=restart, on_page=bar.update)
+        except SyncIncomplete as exc:
+            bar.stop()
+            if exc.report is not None:
+                print_sync_report(exc.report, as_json=json_out)
+            fail(str(exc), 1, _hint_for(exc))
+        except ConfigError as exc:
+            fail(str(exc), 2)
+        except NvdSyncError as exc:
+            fail(str(exc), 1)
+    print_sync_report(report, as_json=json_out)
+
+
+def _hint_for(exc: BaseException) -> str | None:
+    text = str(exc).lower()
+    if "apikey" in text or "api key" in text:
+        return "check --api-key / NVD_API_KEY"
+    if "connection failed" in text or "timed out" in text:
+        return "is --api-url reachable? the next `nvdsync sync` resumes where this one stopped"
+    return "the next `nvdsync sync` resumes from the last committed page"
+
+
+@app.command()
+def status(db: DbOpt = None, json_out: JsonOpt = False) -> None:
+    """Database location, record count, watermark, quarantine and recent runs."""
+    from nvdsync.render import print_status
+
+    cfg = settings(db=db)
+    with _store(cfg) as store:
+        print_status(store.status(), as_json=json_out)
+
+
+@app.command()
+def show(cve_id: Annotated[str, typer.Argument(help="e.g. CVE-2024-3400")],
+         db: DbOpt = None, json_out: JsonOpt = False) -> None:
+    """One record: a summary, or with --json the record exactly as NVD sent it."""
+    from nvdsync.render import print_record
+
+    cfg = settings(db=db)
+    key = cve_id.strip().upper()
+    with _store(cfg) as store:
+        if json_out:
+            raw = store.get_raw(key)
+            if raw is None:
+                fail(f"{key} is not in the mirror at {store.location}", 1,
+                     "run `nvdsync sync`, or check the id")
+            sys.stdout.buffer.write(raw + b"\n")
+            return
+        record = store.get_record(key)
+        if record is None:
+            fail(f"{key} is not in the mirror at {store.location}", 1,
+                 "run `nvdsync sync`, or check the id")
+        print_record(record)
+
+
+@app.command()
+def export(db: DbOpt = None,
+           out_path: Annotated[str, typer.Option("--out", help="File to write, or - for "
+                                                 "stdout.")] = "-") -> None:
+    """Every record as JSONL (one NVD cve object per line), by published then id."""
+    import os
+    import tempfile
+
+    cfg = settings(db=db)
+    with _store(cfg) as store:
+        if out_path == "-":
+            sink = sys.stdout.buffer
+            for raw in store.iter_raw():
+                sink.write(raw + b"\n")
+            sink.flush()
+            return
+        target = Path(out_path)
+        # Write beside the target and rename: a failed export never leaves half a file.
+        fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".",
+                                   prefix=f".{target.name}.")
+        count = 0
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                for raw in store.iter_raw():
+                    fh.write(raw + b"\n")
+                    count += 1
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        sys.stderr.write(f"exported {count} records to {target}\n")
+
+
+@app.command("verify")
+def verify_cmd(
+    repair: Annotated[bool, typer.Option("--repair", help="Re-fetch the windows that "
+                                         "disagree.")] = False,
+    start: Annotated[str | None, typer.Option("--from", help="Check from this date "
+                                              "[default: 1988-01-01].")] = None,
+    db: DbOpt = None,
+    api_url: Annotated[str | None, typer.Option("--api-url")] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", show_default=False)] = None,
+    rate_limit: Annotated[str | None, typer.Option("--rate-limit")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Compare local counts with NVD's per published-date window (<= 120 days)."""
+    from nvdsync.render import print_verify, quiet_logs
+    from nvdsync.source.windows import parse_when
+    from nvdsync.verify import verify
+
+    cfg = settings(db=db, api_url=api_url, api_key=api_key, rate_limit=rate_limit)
+    quiet_logs(_state["verbose"])
+    try:
+        report = verify(cfg, repair=repair, start=parse_when(start) if start else None)
+    except ValueError as exc:
+        fail(f"--from: {exc}", 2)
+    except SyncIncomplete as exc:
+        fail(f"repair failed: {exc}", 1)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    except NvdSyncError as exc:
+        fail(str(exc), 1)
+    print_verify(report, as_json=json_out)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@config_app.command("show")
+def config_show(json_out: JsonOpt = False) -> None:
+    """Print the effective settings (the API key masked)."""
+    import json
+
+    data = settings().public_dict()
+    if json_out:
+        out(json.dumps(data, indent=2, default=str))
+        return
+    for key, value in data.items():
+        out(f"{key} = {value}")
+
+
+class _store:  # noqa: N801 - used as a context manager function
+    def __init__(self, cfg: Settings) -> None:
+        from nvdsync.store import open_store
+
+        try:
+            self.store = open_store(cfg.db)
+        except ConfigError as exc:
+            fail(str(exc), 2)
+        except NvdSyncError as exc:
+            fail(str(exc), 1)
+
+    def __enter__(self) -> Any:
+        return self.store
+
+    def __exit__(self, *exc: object) -> None:
+        self.store.close()
+
+
+def main() -> None:
+    app()
+
+
+# Registers `mock-nvd` and `demo` on `app`; imported last because it imports `app`.
+from nvdsync import cli_mock  # noqa: E402
+
+del cli_mock

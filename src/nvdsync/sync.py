@@ -1,0 +1,222 @@
+"""``sync()``: the library entry point that the CLI and the HTTP app call.
+
+It builds the pieces from :class:`Settings` (or takes injected ones), runs the plan,
+records the run, and either returns a successful :class:`SyncReport` or raises
+:class:`SyncIncomplete` carrying the failed report. It never returns success while a
+page is missing, and the watermark moves only after every window completed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from nvdsync.errors import ConfigError, NvdSyncError, SyncIncomplete
+from nvdsync.models import RunInfo, SyncPlan
+from nvdsync.source.windows import format_nvd
+from nvdsync.plan import choose_plan
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import httpx
+
+    from nvdsync.config import Settings
+    from nvdsync.models import Window
+    from nvdsync.pipeline import PageEvent
+    from nvdsync.ratelimit import RateLimiter
+    from nvdsync.retry import RetryPolicy
+    from nvdsync.source.nvd import NvdSource
+    from nvdsync.store.base import Store
+
+__all__ = ["SyncReport", "sync", "sync_async"]
+
+log = logging.getLogger(__name__)
+
+
+class SyncReport(msgspec.Struct):
+    """What one ``nvdsync sync`` run did; ``--json`` prints exactly these keys."""
+
+    run_id: int
+    mode: str
+    outcome: str  # success | failed | interrupted
+    resumed: bool
+    db: str
+    pages: int = 0
+    records_written: int = 0
+    records_quarantined: int = 0
+    requests: int = 0
+    retries: int = 0
+    retry_reasons: dict[str, int] = msgspec.field(default_factory=dict)
+    rate_limit_wait_s: float = 0.0
+    duration_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    memory_growth_mb: float = 0.0
+    gcs_run: int = 0
+    watermark: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "success"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def sync(
+    settings: Settings,
+    *,
+    full: bool = False,
+    since: datetime | None = None,
+    restart: bool = False,
+    client: httpx.AsyncClient | None = None,
+    store: Store | None = None,
+    on_page: Callable[[PageEvent], None] | None = None,
+    now: Callable[[], datetime] = _utcnow,
+) -> SyncReport:
+    """Bring the mirror up to date; see :func:`sync_async`."""
+    return asyncio.run(sync_async(settings, full=full, since=since, restart=restart,
+                                  client=client, store=store, on_page=on_page, now=now))
+
+
+def build_source(
+    settings: Settings, client: httpx.AsyncClient
+) -> tuple[NvdSource, RetryPolicy, RateLimiter | None]:
+    """The NVD source with its shared limiter and retry policy, from settings."""
+    from nvdsync.ratelimit import RateLimiter
+    from nvdsync.retry import RetryPolicy
+    from nvdsync.source.nvd import NvdSource
+
+    rate = settings.rate()
+    limiter = RateLimiter(*rate) if rate is not None else None
+    retry = RetryPolicy(max_retries=settings.max_retries, budget=settings.retry_budget,
+                        base=settings.backoff_base, cap=settings.backoff_max, limiter=limiter)
+    source = NvdSource(client, api_url=settings.api_url, api_key=settings.api_key_value(),
+                       limiter=limiter, spool_bytes=settings.spool_kb * 1024)
+    return source, retry, limiter
+
+
+def make_client(settings: Settings) -> httpx.AsyncClient:
+    import httpx
+
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.timeout, connect=30.0),
+        limits=httpx.Limits(max_connections=settings.workers + 1),
+        follow_redirects=True,
+    )
+
+
+async def sync_async(
+    settings: Settings,
+    *,
+    full: bool = False,
+    since: datetime | None = None,
+    restart: bool = False,
+    client: httpx.AsyncClient | None = None,
+    store: Store | None = None,
+    on_page: Callable[[PageEvent], None] | None = None,
+    now: Callable[[], datetime] = _utcnow,
+    repair: list[Window] | None = None,
+) -> SyncReport:
+    """Run one sync. Returns a successful report or raises SyncIncomplete.
+
+    ``repair`` re-fetches the given windows only (``verify --repair``): the watermark
+    is left alone.
+    """
+    from nvdsync.memory import MemoryMonitor
+    from nvdsync.pipeline import Runner
+    from nvdsync.store import open_store
+
+    if since is not None and since.tzinfo is None:
+        raise ConfigError("--since needs a timezone or a date (UTC is assumed for dates)")
+    try:
+        monitor = MemoryMonitor(settings.memory_warning_mb, settings.memory_critical_mb,
+                                auto_gc=settings.auto_gc)
+    except ValueError as exc:
+        raise ConfigError(f"memory thresholds: {exc}") from exc
+    monitor.start()
+    log.info(monitor.format("memory at start of sync", monitor.sample()))
+    own_store = store is None
+    store = store if store is not None else open_store(settings.db)
+    own_client = client is None
+    if client is None:
+        client = make_client(settings)
+    source, retry, limiter = build_source(settings, client)
+    runner = Runner(store=store, source=source, retry=retry, monitor=monitor,
+                    batch_size=settings.batch_size, workers=settings.workers,
+                    catchup_passes=settings.catchup_passes, now=now, on_page=on_page)
+    started = time.monotonic()
+    report: SyncReport | None = None
+    try:
+        pending = await runner.db(store.load_plan)
+        if repair is not None and pending is not None:
+            raise ConfigError("an interrupted sync is pending: run `nvdsync sync` to finish it "
+                              "before repairing")
+        if repair is not None:
+            plan, resumed = SyncPlan(0, "repair", format_nvd(now()), repair), False
+        else:
+            plan, resumed = choose_plan(
+                pending=pending,
+                watermark=await runner.db(store.get_watermark),
+                now=now(), full=full, since=since, restart=restart,
+                overlap=timedelta(minutes=settings.overlap_minutes),
+                page_size=settings.page_size,
+            )
+        if not resumed:
+            plan.page_size = settings.page_size
+        run_id = await runner.db(store.begin_run, plan.mode, now())
+        if plan.run_id == 0:
+            plan.run_id = run_id
+        if resumed:
+            log.info("resuming the %s sync of run %d", plan.mode, plan.run_id)
+        report = SyncReport(run_id, plan.mode, "running", resumed, store.location)
+        outcome, error = "failed", None
+        try:
+            watermark = await runner.run(plan, resumed=resumed)
+            if plan.mode == "repair":
+                await runner.db(store.save_plan, None)
+            else:
+                await runner.db(store.complete_sync, watermark)
+            report.watermark = watermark.isoformat()
+            outcome = "success"
+        except NvdSyncError as exc:
+            error = str(exc)
+            log.error("sync failed, watermark unchanged: %s", exc)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            outcome, error = "interrupted", "interrupted by the user"
+            raise
+        finally:
+            stats = monitor.stats()
+            report.outcome, report.error = outcome, error
+            report.pages, report.records_written = runner.pages, runner.written
+            report.records_quarantined = runner.quarantined
+            report.requests, report.retries = source.requests, retry.retries
+            report.retry_reasons = dict(retry.reasons)
+            report.rate_limit_wait_s = round(limiter.waited, 3) if limiter else 0.0
+            report.duration_s = round(time.monotonic() - started, 3)
+            report.peak_rss_mb = round(max(stats.peak_mb, monitor.sample().rss_mb), 1)
+            report.memory_growth_mb = round(stats.growth_mb, 1)
+            report.gcs_run = stats.gcs_run
+            await runner.db(store.finish_run, RunInfo(
+                id=run_id, mode=plan.mode, started_at="", ended_at=now().isoformat(),
+                outcome=outcome, pages=runner.pages, records_written=runner.written,
+                records_quarantined=runner.quarantined, retries=retry.retries,
+                peak_rss_mb=report.peak_rss_mb, error=error,
+            ))
+            log.info(monitor.format_stats())
+    finally:
+        runner.close()
+        if own_client:
+            await client.aclose()
+        if own_store:
+            store.close()
+    if not report.ok:
+        raise SyncIncomplete(f"sync failed: {report.error}", report)
+    return report
