@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
-from conftest import export_values, make_settings, mock_values
+from support import export_values, make_settings, mock_values
 from nvdsync.cli import app
 from nvdsync.errors import SyncIncomplete
 from nvdsync.mock import generate

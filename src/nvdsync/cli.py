@@ -35,6 +35,16 @@ _state: dict[str, Any] = {"config": None, "verbose": 0}
 DbOpt = Annotated[str | None, typer.Option("--db", help="SQLite file or SQLAlchemy URL "
                                            "(env NVDSYNC_DB).", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                         help="More log output (-vv adds HTTP).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Warnings only.")]
+
+
+def verbosity(verbose: int, quiet: bool) -> int:
+    """Flags given after the command add to those given before it."""
+    if quiet or _state["verbose"] < 0:
+        return -1
+    return int(_state["verbose"]) + verbose
 
 
 def fail(message: str, code: int = 1, hint: str | None = None) -> NoReturn:
@@ -102,6 +112,8 @@ def sync_cmd(
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress "
                                                   "bar [default: on a terminal].")] = None,
     json_out: JsonOpt = False,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
 ) -> None:
     """Bring the mirror up to date (incremental when it has a watermark)."""
     from nvdsync.render import SyncProgress, print_sync_report
@@ -117,7 +129,7 @@ def sync_cmd(
         fail(f"--since {since!r} is not an ISO date or date-time", 2,
              "e.g. --since 2024-01-31 or --since 2024-01-31T12:00:00+00:00")
     show_bar = sys.stderr.isatty() if progress is None else progress
-    with SyncProgress(enabled=show_bar, verbosity=_state["verbose"]) as bar:
+    with SyncProgress(enabled=show_bar, verbosity=verbosity(verbose, quiet)) as bar:
         try:
             report = sync(cfg, full=full, since=since_at, restart=restart, on_page=bar.update)
         except SyncIncomplete as exc:
@@ -218,6 +230,8 @@ def verify_cmd(
     api_key: Annotated[str | None, typer.Option("--api-key", show_default=False)] = None,
     rate_limit: Annotated[str | None, typer.Option("--rate-limit")] = None,
     json_out: JsonOpt = False,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
 ) -> None:
     """Compare local counts with NVD's per published-date window (<= 120 days)."""
     from nvdsync.render import print_verify, quiet_logs
@@ -225,7 +239,7 @@ def verify_cmd(
     from nvdsync.verify import verify
 
     cfg = settings(db=db, api_url=api_url, api_key=api_key, rate_limit=rate_limit)
-    quiet_logs(_state["verbose"])
+    quiet_logs(verbosity(verbose, quiet))
     try:
         report = verify(cfg, repair=repair, start=parse_when(start) if start else None)
     except ValueError as exc:

@@ -51,15 +51,18 @@ class RetryPolicy:
         self.reasons: Counter[str] = Counter()
 
     def _delay(self, attempt: int, exc: Exception) -> float:
-        if isinstance(exc, RateLimited):
-            window = self.limiter.window if self.limiter is not None else 30.0
-            wait = max(exc.retry_after or 0.0, window)
-            if self.limiter is not None:
-                self.limiter.penalize(wait)
-            return wait * self._rng.uniform(1.0, 1.1)
         # "Full jitter" on an exponential ceiling: spreads retries of parallel workers.
         ceiling = min(self.cap, self.base * (2**attempt))
-        return self._rng.uniform(ceiling / 2, ceiling)
+        backoff = self._rng.uniform(ceiling / 2, ceiling)
+        if isinstance(exc, RateLimited):
+            if self.limiter is None:  # no known window (--rate-limit off): back off
+                return max(exc.retry_after or 0.0, backoff)
+            # NVD sends Retry-After: 0, which would only draw another 403: wait out
+            # the whole window, and hold every other request back for as long.
+            wait = max(exc.retry_after or 0.0, self.limiter.window)
+            self.limiter.penalize(wait)
+            return wait * self._rng.uniform(1.0, 1.1)
+        return backoff
 
     async def run(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """Await ``call()`` until it succeeds or the bounds are hit.

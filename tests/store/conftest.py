@@ -79,8 +79,7 @@ def make_record(
         raw=raw
         if raw is not None
         else (
-            f'{{"id":"{cve_id}","published":"{published}",'
-            f'"lastModified":"{last_modified}"}}'
+            f'{{"id":"{cve_id}","published":"{published}","lastModified":"{last_modified}"}}'
         ).encode(),
     )
 

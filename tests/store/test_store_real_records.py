@@ -18,9 +18,9 @@ from nvdsync.models import CveRecord
 if TYPE_CHECKING:
     from nvdsync.store import SqlStore
 
-FIXTURE = Path(
-    os.environ.get("NVDSYNC_REAL_CVES", "/work/shared/fixtures/nvd/real-cves.jsonl")
-)
+# shared/ sits beside the repository checkout (locally and in CI).
+_DEFAULT = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "nvd" / "real-cves.jsonl"
+FIXTURE = Path(os.environ.get("NVDSYNC_REAL_CVES", str(_DEFAULT)))
 
 
 def _minimal(line: bytes) -> CveRecord:
@@ -47,7 +47,10 @@ def _minimal(line: bytes) -> CveRecord:
 @pytest.fixture(scope="module")
 def real_lines() -> list[bytes]:
     if not FIXTURE.exists():
-        pytest.skip(f"real NVD fixture {FIXTURE} not found (set NVDSYNC_REAL_CVES)")
+        reason = f"real NVD fixture {FIXTURE} not found (set NVDSYNC_REAL_CVES)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
     lines = [line.rstrip(b"\r\n") for line in FIXTURE.read_bytes().splitlines()]
     return [line for line in lines if line.strip()]
 

@@ -70,8 +70,9 @@ class MockConfig:
         for name in ("rate_limit_anonymous", "rate_limit_keyed"):
             limit = getattr(self, name)
             if limit is not None and (limit[0] < 1 or limit[1] <= 0):
-                raise ValueError(f"MockConfig.{name} must be (requests >= 1, seconds > 0) "
-                                 f"or None, got {limit}")
+                raise ValueError(
+                    f"MockConfig.{name} must be (requests >= 1, seconds > 0) or None, got {limit}"
+                )
         if self.max_page_size < 1:
             raise ValueError(f"MockConfig.max_page_size must be >= 1, got {self.max_page_size}")
         if self.error_rate and not self.error_statuses:

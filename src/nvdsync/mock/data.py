@@ -24,7 +24,12 @@ from typing import Any
 import msgspec
 
 __all__ = [
-    "KEYS_DECODER", "RecordKeys", "generate", "load_bundled", "load_jsonl", "nvd_time",
+    "KEYS_DECODER",
+    "RecordKeys",
+    "generate",
+    "load_bundled",
+    "load_jsonl",
+    "nvd_time",
     "vary_record",
 ]
 
@@ -37,16 +42,47 @@ GENERATED_UNTIL = datetime(2026, 1, 1, tzinfo=UTC)
 # Rough shape of NVD's yearly publication counts (thousands): few early CVEs, a steep
 # rise after 2016. Weighting years like this makes pub/lastMod windows look realistic.
 _YEAR_WEIGHTS: dict[int, float] = {
-    1999: 1.5, 2000: 1.2, 2001: 1.7, 2002: 2.4, 2003: 1.5, 2004: 2.7, 2005: 4.8,
-    2006: 7.1, 2007: 6.6, 2008: 5.6, 2009: 5.7, 2010: 4.7, 2011: 4.2, 2012: 5.3,
-    2013: 5.2, 2014: 7.9, 2015: 6.5, 2016: 6.4, 2017: 14.6, 2018: 16.5, 2019: 17.3,
-    2020: 18.4, 2021: 20.2, 2022: 25.1, 2023: 29.1, 2024: 40.0, 2025: 45.0,
+    1999: 1.5,
+    2000: 1.2,
+    2001: 1.7,
+    2002: 2.4,
+    2003: 1.5,
+    2004: 2.7,
+    2005: 4.8,
+    2006: 7.1,
+    2007: 6.6,
+    2008: 5.6,
+    2009: 5.7,
+    2010: 4.7,
+    2011: 4.2,
+    2012: 5.3,
+    2013: 5.2,
+    2014: 7.9,
+    2015: 6.5,
+    2016: 6.4,
+    2017: 14.6,
+    2018: 16.5,
+    2019: 17.3,
+    2020: 18.4,
+    2021: 20.2,
+    2022: 25.1,
+    2023: 29.1,
+    2024: 40.0,
+    2025: 45.0,
 }
 
 #: The CVE Program container that duplicates most references since 2024 (contract §9.3).
 _CVE_PROGRAM = "af854a3a-2127-422b-91ae-364da2661108"
-_REF_TAGS = ("Third Party Advisory", "Vendor Advisory", "Patch", "Mailing List",
-             "Issue Tracking", "Release Notes", "VDB Entry", "Exploit")
+_REF_TAGS = (
+    "Third Party Advisory",
+    "Vendor Advisory",
+    "Patch",
+    "Mailing List",
+    "Issue Tracking",
+    "Release Notes",
+    "VDB Entry",
+    "Exploit",
+)
 _VERSION_RE = re.compile(r"\b(\d{1,4})\.(\d{1,4})(?:\.(\d{1,4}))?\b")
 #: Approximate compact size of one added cpeMatch entry, comma included.
 _CPE_MATCH_SIZE = 150
@@ -97,8 +133,8 @@ def load_jsonl(path: str | Path) -> list[bytes]:
 def _split_lines(text: bytes, name: str) -> list[bytes]:
     out: list[bytes] = []
     for lineno, line in enumerate(text.split(b"\n"), start=1):
-        line = line.strip()
-        if not line:
+        line = line.removesuffix(b"\r")  # keep each line's bytes otherwise exact
+        if not line.strip():
             continue
         try:
             KEYS_DECODER.decode(line)
@@ -141,18 +177,28 @@ def generate(n: int, seed: int = 0) -> list[bytes]:
         modified = min(max(modified, published), GENERATED_UNTIL - timedelta(seconds=1))
         number = next_number.get(year, 10000 + _ri(rng, 0, 99)) + _ri(rng, 1, 7)
         next_number[year] = number
-        out.append(vary_record(
-            template, rng,
-            cve_id=f"CVE-{year}-{number:05d}",
-            published=nvd_time(published),
-            last_modified=nvd_time(modified),
-            target_size=int(rng.triangular(2800, 6000, 4200)),
-        ))
+        out.append(
+            vary_record(
+                template,
+                rng,
+                cve_id=f"CVE-{year}-{number:05d}",
+                published=nvd_time(published),
+                last_modified=nvd_time(modified),
+                target_size=int(rng.triangular(2800, 6000, 4200)),
+            )
+        )
     return out
 
 
-def vary_record(template: dict[str, Any], rng: random.Random, *, cve_id: str,
-                published: str, last_modified: str, target_size: int = 0) -> bytes:
+def vary_record(
+    template: dict[str, Any],
+    rng: random.Random,
+    *,
+    cve_id: str,
+    published: str,
+    last_modified: str,
+    target_size: int = 0,
+) -> bytes:
     """A copy of ``template`` with new id/dates, varied content, padded to ``target_size``.
 
     The template dict is not modified. Padding adds plausible references and
@@ -216,8 +262,12 @@ def _vary_descriptions(rec: dict[str, Any], rng: random.Random, product: str) ->
                 english = d["value"]
     if english and not any(isinstance(d, dict) and d.get("lang") == "es" for d in descs):
         # A stand-in for NVD's machine translation, HTML entities included (§10).
-        descs.append({"lang": "es", "value": f"Vulnerabilidad en {product}. "
-                      + html.escape(english, quote=False)})
+        descs.append(
+            {
+                "lang": "es",
+                "value": f"Vulnerabilidad en {product}. " + html.escape(english, quote=False),
+            }
+        )
 
 
 def _vary_configurations(rec: dict[str, Any], rng: random.Random) -> tuple[str, str]:
@@ -238,8 +288,12 @@ def _vary_configurations(rec: dict[str, Any], rng: random.Random) -> tuple[str, 
                             vendor, product, found = parts[3], parts[4], True
                         parts[5] = _vary_text(parts[5], rng)
                         match["criteria"] = ":".join(parts)
-                for key in ("versionStartIncluding", "versionStartExcluding",
-                            "versionEndIncluding", "versionEndExcluding"):
+                for key in (
+                    "versionStartIncluding",
+                    "versionStartExcluding",
+                    "versionEndIncluding",
+                    "versionEndExcluding",
+                ):
                     if isinstance(match.get(key), str):
                         match[key] = _vary_text(match[key], rng)
     return vendor, product
@@ -259,23 +313,33 @@ def _reference_url(rng: random.Random, vendor: str, product: str, published: str
     if kind == 1:
         return f"https://www.openwall.com/lists/oss-security/{y}/{m}/{d}/{_ri(rng, 1, 12)}"
     if kind == 2:
-        return (f"https://lists.debian.org/debian-lts-announce/{y}/{m}/"
-                f"msg{_ri(rng, 0, 99999):05d}.html")
+        return (
+            f"https://lists.debian.org/debian-lts-announce/{y}/{m}/msg{_ri(rng, 0, 99999):05d}.html"
+        )
     if kind == 3:
         return f"https://security.netapp.com/advisory/ntap-{y}{m}{d}-{_ri(rng, 1, 9999):04d}/"
-    return (f"https://{vendor}.example.com/{product}/releases/"
-            f"{_ri(rng, 1, 30)}.{_ri(rng, 0, 20)}.{_ri(rng, 0, 40)}")
+    return (
+        f"https://{vendor}.example.com/{product}/releases/"
+        f"{_ri(rng, 1, 30)}.{_ri(rng, 0, 20)}.{_ri(rng, 0, 40)}"
+    )
 
 
-def _add_reference(refs: list[Any], rng: random.Random, vendor: str, product: str,
-                   published: str, source: str | None) -> int:
+def _add_reference(
+    refs: list[Any],
+    rng: random.Random,
+    vendor: str,
+    product: str,
+    published: str,
+    source: str | None,
+) -> int:
     """Append one plausible reference (twice, like post-2024 NVD data); return bytes added."""
-    ref: dict[str, Any] = {"url": _reference_url(rng, vendor, product, published),
-                           "source": source or "cve@mitre.org"}
+    ref: dict[str, Any] = {
+        "url": _reference_url(rng, vendor, product, published),
+        "source": source or "cve@mitre.org",
+    }
     tag_count = _ri(rng, 0, 2)
     if tag_count:
-        ref["tags"] = sorted({_REF_TAGS[_ri(rng, 0, len(_REF_TAGS) - 1)]
-                              for _ in range(tag_count)})
+        ref["tags"] = sorted({_REF_TAGS[_ri(rng, 0, len(_REF_TAGS) - 1)] for _ in range(tag_count)})
     refs.append(ref)
     # url + source + tags + the JSON punctuation around them
     size = len(ref["url"]) + len(ref["source"]) + 26 + sum(len(t) + 3 for t in ref.get("tags", ()))
@@ -297,7 +361,11 @@ def _add_cpe_match(rec: dict[str, Any], rng: random.Random, vendor: str, product
     if not isinstance(matches, list):
         return False
     version = f"{_ri(rng, 0, 15)}.{_ri(rng, 0, 30)}.{_ri(rng, 0, 60)}"
-    matches.append({"vulnerable": True,
-                    "criteria": f"cpe:2.3:a:{vendor}:{product}:{version}:*:*:*:*:*:*:*",
-                    "matchCriteriaId": _new_uuid(rng)})
+    matches.append(
+        {
+            "vulnerable": True,
+            "criteria": f"cpe:2.3:a:{vendor}:{product}:{version}:*:*:*:*:*:*:*",
+            "matchCriteriaId": _new_uuid(rng),
+        }
+    )
     return True

@@ -116,7 +116,7 @@ class Dataset:
         with self._lock:
             matches = self._match(query)
             start = query.start_index
-            chunk = matches[start:start + query.results_per_page]
+            chunk = matches[start : start + query.results_per_page]
             return Page(total=len(matches), records=[e.raw for e in chunk])
 
     def _match(self, q: Query) -> list[_Entry]:
@@ -174,8 +174,9 @@ class Dataset:
                 raise KeyError(cve_id)
             return self._modify(entry, when or datetime.now(UTC))
 
-    def mutate_random(self, count: int, rng: random.Random,
-                      when: datetime | None = None) -> list[str]:
+    def mutate_random(
+        self, count: int, rng: random.Random, when: datetime | None = None
+    ) -> list[str]:
         """Modify ``count`` records picked with ``rng``; returns their ids."""
         with self._lock:
             picked = rng.sample(range(len(self._entries)), min(count, len(self._entries)))
@@ -185,8 +186,9 @@ class Dataset:
                 self._modify(entry, moment)
             return [e.key[1] for e in chosen]
 
-    def add_generated(self, count: int, rng: random.Random,
-                      when: datetime | None = None) -> list[str]:
+    def add_generated(
+        self, count: int, rng: random.Random, when: datetime | None = None
+    ) -> list[str]:
         """Add ``count`` brand-new records published at ``when`` (default now); returns ids.
 
         They are built from the bundled real records like :func:`generate` output,
@@ -203,8 +205,14 @@ class Dataset:
                 while cve_id.upper() in self._by_id:
                     cve_id = f"CVE-{moment.year}-{9_000_000 + rng.randrange(1_000_000)}"
                 template = rng.choice(self._templates)
-                raw = vary_record(template, rng, cve_id=cve_id, published=stamp,
-                                  last_modified=stamp, target_size=4500)
+                raw = vary_record(
+                    template,
+                    rng,
+                    cve_id=cve_id,
+                    published=stamp,
+                    last_modified=stamp,
+                    target_size=4500,
+                )
                 self._insert(self._make_entry(raw))
                 added.append(cve_id)
             return added
@@ -217,9 +225,12 @@ class Dataset:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ValueError(f"record is not a JSON object: {exc}: {raw[:80]!r}") from None
         self._seq += 1
-        return _Entry(key=(_str(keys.published), _str(keys.id), self._seq),
-                      last_modified=_str(keys.lastModified),
-                      rejected=keys.vulnStatus == "Rejected", raw=bytes(raw))
+        return _Entry(
+            key=(_str(keys.published), _str(keys.id), self._seq),
+            last_modified=_str(keys.lastModified),
+            rejected=keys.vulnStatus == "Rejected",
+            raw=bytes(raw),
+        )
 
     def _insert(self, entry: _Entry) -> None:
         at = bisect.bisect_left(self._keys, entry.key)
@@ -247,15 +258,19 @@ class Dataset:
             # record was given a future date, so "changed" is always visible.
             # (A malformed previous date is left alone: any valid date will do then.)
             with contextlib.suppress(ValueError):
-                stamp = nvd_time(datetime.fromisoformat(previous).replace(tzinfo=UTC)
-                                 + timedelta(milliseconds=1))
+                stamp = nvd_time(
+                    datetime.fromisoformat(previous).replace(tzinfo=UTC) + timedelta(milliseconds=1)
+                )
         self._revision += 1
         record["lastModified"] = stamp
         if record.get("vulnStatus") != "Rejected":
             record["vulnStatus"] = "Modified"
         for desc in record.get("descriptions") or []:
-            if isinstance(desc, dict) and desc.get("lang") == "en" \
-                    and isinstance(desc.get("value"), str):
+            if (
+                isinstance(desc, dict)
+                and desc.get("lang") == "en"
+                and isinstance(desc.get("value"), str)
+            ):
                 desc["value"] += f" (mock revision {self._revision})"
                 break
         entry.raw = msgspec.json.encode(record)

@@ -40,8 +40,9 @@ class MockStats:
         self._records_served = 0
         self._cuts = 0
 
-    def record(self, method: str, target: str, status: int, *, records: int = 0,
-               cut: bool = False) -> None:
+    def record(
+        self, method: str, target: str, status: int, *, records: int = 0, cut: bool = False
+    ) -> None:
         """Count one answered request."""
         with self._lock:
             self._log.append(RequestLogEntry(method, target, status))
@@ -151,7 +152,11 @@ class FaultPlan:
         error_draw, cut_draw = rng.random(), rng.random()
         burst = config.burst_403
         forbidden = burst is not None and burst[0] <= number < burst[0] + burst[1]
-        error_status = (rng.choice(config.error_statuses)
-                        if error_draw < config.error_rate else None)
-        return Decision(number=number, forbidden=forbidden, error_status=error_status,
-                        cut=cut_draw < config.cut_rate, rng=rng)
+        error_status = rng.choice(config.error_statuses) if error_draw < config.error_rate else None
+        return Decision(
+            number=number,
+            forbidden=forbidden,
+            error_status=error_status,
+            cut=cut_draw < config.cut_rate,
+            rng=rng,
+        )

@@ -45,8 +45,10 @@ _CORS = (
     ("access-control-allow-headers", "accept, apiKey, content-type, origin, x-requested-with"),
     ("access-control-allow-methods", "GET, HEAD, OPTIONS"),
 )
-_ERROR_PAGE = (b"<html><head><title>%d</title></head><body><h1>%d</h1>"
-               b"<p>The service is temporarily unavailable (nvdsync mock).</p></body></html>")
+_ERROR_PAGE = (
+    b"<html><head><title>%d</title></head><body><h1>%d</h1>"
+    b"<p>The service is temporarily unavailable (nvdsync mock).</p></body></html>"
+)
 
 
 def build_envelope(page: Page, start_index: int, timestamp: str) -> bytes:
@@ -55,20 +57,23 @@ def build_envelope(page: Page, start_index: int, timestamp: str) -> bytes:
     Records are inserted verbatim, never re-encoded: that is both faster and what makes
     the served ``cve`` objects byte-identical to the dataset's.
     """
-    head = (b'{"resultsPerPage":%d,"startIndex":%d,"totalResults":%d,"format":"NVD_CVE",'
-            b'"version":"2.0","timestamp":"%s","vulnerabilities":['
-            % (len(page.records), start_index, page.total, timestamp.encode()))
+    head = (
+        b'{"resultsPerPage":%d,"startIndex":%d,"totalResults":%d,"format":"NVD_CVE",'
+        b'"version":"2.0","timestamp":"%s","vulnerabilities":['
+        % (len(page.records), start_index, page.total, timestamp.encode())
+    )
     if not page.records:
         return head + b"]}"
     return b"".join((head, b'{"cve":', b'},{"cve":'.join(page.records), b"}]}"))
 
 
 def _wants_gzip(accept_encoding: str | None) -> bool:
+    """Whether ``Accept-Encoding`` allows gzip (``gzip`` or ``*``, and not ``q=0``)."""
     for item in (accept_encoding or "").split(","):
         name, _, params = item.strip().partition(";")
         if name.strip().lower() in ("gzip", "*"):
-            q = params.strip().lower()
-            return not (q.startswith("q=") and float(q[2:] or 0) == 0)
+            q = params.strip().lower().removeprefix("q=")
+            return q.rstrip("0.") != "" or not params.strip()
     return False
 
 
@@ -95,8 +100,11 @@ class MockApp:
             return
         key = h.headers.get("apiKey")
         keyed = key is not None and key in cfg.valid_api_keys
-        bucket, limit = ((f"key:{key}", cfg.rate_limit_keyed) if keyed
-                         else ("anonymous", cfg.rate_limit_anonymous))
+        bucket, limit = (
+            (f"key:{key}", cfg.rate_limit_keyed)
+            if keyed
+            else ("anonymous", cfg.rate_limit_anonymous)
+        )
         if decision.forbidden or not self.limiter.admit(bucket, limit):
             self.send(h, 403, headers=[("Retry-After", "0")])
             return
@@ -121,8 +129,7 @@ class MockApp:
         page = self.dataset.page(q)
         body = build_envelope(page, q.start_index, nvd_time(datetime.now(UTC)))
         self._maybe_mutate(decision)
-        headers = [("Content-Type", "application/json"), ("Vary", "Accept-Encoding"),
-                   *nvd_headers]
+        headers = [("Content-Type", "application/json"), ("Vary", "Accept-Encoding"), *nvd_headers]
         if cfg.gzip and _wants_gzip(h.headers.get("Accept-Encoding")):
             # Level 1: 9 MB pages must compress in tens of ms; ratio hardly matters here.
             body = gzip.compress(body, compresslevel=1, mtime=0)
@@ -143,33 +150,39 @@ class MockApp:
         logger.debug("request %d mutated %s, added %s", decision.number, changed, added)
 
     def _server_error(self, h: MockRequestHandler, status: int) -> None:
-        self.send(h, status, _ERROR_PAGE % (status, status),
-                   [("Content-Type", "text/html")])
+        self.send(h, status, _ERROR_PAGE % (status, status), [("Content-Type", "text/html")])
 
-    def send(self, h: MockRequestHandler, status: int, body: bytes = b"",
-              headers: list[tuple[str, str]] | None = None, *, records: int = 0,
-              cut: bool = False) -> None:
+    def send(
+        self,
+        h: MockRequestHandler,
+        status: int,
+        body: bytes = b"",
+        headers: list[tuple[str, str]] | None = None,
+        *,
+        records: int = 0,
+        cut: bool = False,
+    ) -> None:
         """Send one complete response (or a cut one) and count it in the statistics."""
+        # Count first: a client that has seen the response must see it in the stats.
+        self.stats.record(h.command, h.path, status, records=records, cut=cut)
         h.send_response(status)
         for name, value in headers or ():
             h.send_header(name, value)
         h.send_header("Content-Length", str(len(body)))
         h.end_headers()
-        try:
-            if cut:
-                # Promise the whole body, deliver about half, then hang up: the client
-                # must notice the short read (a broken stream, contract §7).
-                h.wfile.write(body[: len(body) // 2])
-                h.close_connection = True
-                if self.config.cut_reset:
-                    # Linger 0 turns the close into a TCP RST ("connection reset").
-                    h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                            struct.pack("ii", 1, 0))
-                    h.connection.close()
-            elif body:
-                h.wfile.write(body)
-        finally:
-            self.stats.record(h.command, h.path, status, records=records, cut=cut)
+        if cut:
+            # Promise the whole body, deliver about half, then hang up: the client
+            # must notice the short read (a broken stream, contract §7).
+            h.wfile.write(body[: len(body) // 2])
+            h.close_connection = True
+            if self.config.cut_reset:
+                # Linger 0 turns the close into a TCP RST ("connection reset").
+                h.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                h.connection.close()
+        elif body:
+            h.wfile.write(body)
 
 
 class MockRequestHandler(BaseHTTPRequestHandler):
@@ -193,7 +206,9 @@ class MockRequestHandler(BaseHTTPRequestHandler):
         self.app.handle_get(self)
 
     def _not_allowed(self) -> None:
-        self.app.send(self, 405, headers=[("Allow", "GET")])
+        # Any request body is left unread, so this connection cannot be reused.
+        self.close_connection = True
+        self.app.send(self, 405, headers=[("Allow", "GET"), ("Connection", "close")])
 
     do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
 

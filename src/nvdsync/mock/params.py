@@ -24,10 +24,19 @@ BAD_DATE = "Invalid ISO 8601 date/time format, see documentation."
 MAX_RANGE = timedelta(days=120)
 
 # Parameter names are case-insensitive (contract §2): map lower case to canonical.
-_NAMES = {name.lower(): name for name in (
-    "startIndex", "resultsPerPage", "cveId", "noRejected",
-    "lastModStartDate", "lastModEndDate", "pubStartDate", "pubEndDate",
-)}
+_NAMES = {
+    name.lower(): name
+    for name in (
+        "startIndex",
+        "resultsPerPage",
+        "cveId",
+        "noRejected",
+        "lastModStartDate",
+        "lastModEndDate",
+        "pubStartDate",
+        "pubEndDate",
+    )
+}
 # An explicit offset is required (NVD rejects offset-less dates since mid-2025, and
 # "-05" without minutes). A "+" the client failed to encode as %2B arrives as a space
 # after URL decoding, does not match, and is rejected like NVD does.
@@ -74,8 +83,9 @@ def _window(params: dict[str, str], start_name: str, end_name: str) -> tuple[str
     if start_raw is None and end_raw is None:
         return None
     if start_raw is None or end_raw is None:
-        raise InvalidRequest(f"Both {start_name} and {end_name} are required when either "
-                             "is present.")
+        raise InvalidRequest(
+            f"Both {start_name} and {end_name} are required when either is present."
+        )
     start, end = parse_date(start_raw), parse_date(end_raw)
     if end < start:
         raise InvalidRequest(f"{start_name} must not be after {end_name}.")
@@ -97,8 +107,9 @@ def _int(params: dict[str, str], name: str, default: int, low: int, high: int) -
     except ValueError:
         raise InvalidRequest(f"Invalid {name} value: {raw!r}.") from None
     if not low <= value <= high:
-        raise InvalidRequest(f"Invalid {name} value: {value}; {name} must be between "
-                             f"{low} and {high}.")
+        raise InvalidRequest(
+            f"Invalid {name} value: {value}; {name} must be between {low} and {high}."
+        )
     return value
 
 

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import socket
 import socketserver
+import sys
 import threading
 from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -70,9 +71,12 @@ class _HTTPServer(ThreadingHTTPServer):
         super().shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # The default prints a traceback to stderr; a client hanging up mid-page is
-        # normal for a fault-injecting server.
-        logger.debug("error while serving %s", client_address, exc_info=True)
+        # The default prints a traceback to stderr. A client hanging up mid-page is
+        # normal for a fault-injecting server; anything else is a bug worth a warning.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            logger.debug("client %s went away", client_address, exc_info=True)
+        else:
+            logger.warning("error while serving %s", client_address, exc_info=True)
 
     def close_connections(self) -> None:
         with self.connections_lock:
@@ -89,8 +93,9 @@ class _HTTPServer6(_HTTPServer):
 class MockServer:
     """A bound mock server. ``serve()`` returns one already running in a thread."""
 
-    def __init__(self, config: MockConfig, records: Iterable[bytes],
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, config: MockConfig, records: Iterable[bytes], host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.config = config
         self.dataset = Dataset(records)
         self._app = MockApp(config, self.dataset)
@@ -118,8 +123,9 @@ class MockServer:
     def start(self) -> MockServer:
         """Serve in a daemon thread; returns self."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self.run, name=f"nvd-mock-{self.port}",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self.run, name=f"nvd-mock-{self.port}", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -127,7 +133,7 @@ class MockServer:
         """Serve in the calling thread until :meth:`stop` is called from another one."""
         self._serving_in = threading.current_thread()
         try:
-            self._httpd.serve_forever(poll_interval=0.1)
+            self._httpd.serve_forever(poll_interval=0.02)
         finally:
             self._serving_in = None
 
@@ -149,37 +155,51 @@ class MockServer:
     def __enter__(self) -> MockServer:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def __repr__(self) -> str:
         return f"<MockServer {self.url} records={len(self.dataset)}>"
 
 
-def serve(config: MockConfig | None = None, records: Iterable[bytes] | None = None,
-          host: str = "127.0.0.1", port: int = 0) -> MockServer:
+def serve(
+    config: MockConfig | None = None,
+    records: Iterable[bytes] | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+) -> MockServer:
     """Start a mock server in a daemon thread and return it (port 0 = a free port).
 
     ``config`` defaults to :class:`MockConfig()` (NVD's own rate limits!) and
     ``records`` to the bundled real records. Use it as a context manager or call
     ``stop()``.
     """
-    server = MockServer(config or MockConfig(),
-                        load_bundled() if records is None else records, host, port)
+    server = MockServer(
+        config or MockConfig(), load_bundled() if records is None else records, host, port
+    )
     return server.start()
 
 
-def serve_forever(config: MockConfig | None = None, records: Iterable[bytes] | None = None,
-                  host: str = "127.0.0.1", port: int = 0,
-                  on_ready: Callable[[MockServer], None] | None = None) -> None:
+def serve_forever(
+    config: MockConfig | None = None,
+    records: Iterable[bytes] | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    on_ready: Callable[[MockServer], None] | None = None,
+) -> None:
     """Serve in the foreground until KeyboardInterrupt (Ctrl-C), then shut down cleanly.
 
     ``on_ready`` is called with the bound server (its ``url`` is known by then) just
     before serving starts, e.g. to print the URL. For the ``nvdsync mock-nvd`` command.
     """
-    server = MockServer(config or MockConfig(),
-                        load_bundled() if records is None else records, host, port)
+    server = MockServer(
+        config or MockConfig(), load_bundled() if records is None else records, host, port
+    )
     try:
         if on_ready is not None:
             on_ready(server)

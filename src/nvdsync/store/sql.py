@@ -15,6 +15,7 @@ from __future__ import annotations
 import zlib
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, Self
 
 import msgspec
@@ -22,8 +23,20 @@ from sqlalchemy import bindparam, delete, func, select, tuple_, update
 
 from nvdsync.errors import StoreError
 from nvdsync.models import RunInfo, StoreStatus, SyncPlan
+from nvdsync.store.bulk import BulkStatement, upsert
 from nvdsync.store.engine import WRITE, translate_errors
-from nvdsync.store.rows import child_rows, compress, cve_row, decompress, record_from_rows
+from nvdsync.store.rows import (
+    CPE_COLUMNS,
+    CVE_COLUMNS,
+    CWE_COLUMNS,
+    QUARANTINE_COLUMNS,
+    REFERENCE_COLUMNS,
+    child_rows,
+    compress,
+    cve_row,
+    decompress,
+    record_from_rows,
+)
 from nvdsync.store.schema import (
     CHILD_TABLES,
     cve_cpe_matches,
@@ -38,9 +51,7 @@ from nvdsync.store.schema import runs as runs_table  # ``status`` has a ``runs``
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
 
-    from sqlalchemy import Table
     from sqlalchemy.engine import Connection, Engine
-    from sqlalchemy.sql.dml import Insert
 
     from nvdsync.models import CveRecord, Quarantined
 
@@ -50,25 +61,6 @@ _PAGE = 500  # rows per iter_raw query: ~1 MB of compressed JSON in memory
 _IN_CHUNK = 500  # ids per IN (...) list, well under every driver's parameter limit
 _WATERMARK = "watermark"
 _PLAN = "plan"
-
-
-def _upsert(dialect: str, table: Table, *, newer_only: bool = False) -> Insert:
-    """``INSERT ... ON CONFLICT (pk) DO UPDATE`` setting every non-key column."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt: Any = pg_insert(table)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(table)
-    keys = list(table.primary_key.columns)
-    changes = {c.name: stmt.excluded[c.name] for c in table.columns if c not in keys}
-    # Also guarded here, not only by the pre-read, so that a concurrent writer's
-    # newer record is never overwritten by an older one.
-    where = stmt.excluded.last_modified >= table.c.last_modified if newer_only else None
-    result: Insert = stmt.on_conflict_do_update(index_elements=keys, set_=changes, where=where)
-    return result
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -106,10 +98,20 @@ class SqlStore:
         dialect = engine.dialect.name
         if dialect not in ("sqlite", "postgresql"):
             raise StoreError(f"{location}: unsupported database dialect {dialect!r}")
-        self._upsert_cves = _upsert(dialect, cves, newer_only=True)
-        self._upsert_state = _upsert(dialect, state)
+        # The upsert's own guard means a concurrent writer's newer record is never
+        # overwritten by an older one, even if it lands after our pre-read.
+        bulk = partial(BulkStatement, dialect=engine.dialect)
+        self._upsert_cves = bulk(upsert(dialect, cves, newer_only=True), columns=CVE_COLUMNS)
+        self._insert_children = [
+            bulk(table.insert(), columns=columns)
+            for table, columns in zip(
+                CHILD_TABLES, (CWE_COLUMNS, CPE_COLUMNS, REFERENCE_COLUMNS), strict=True
+            )
+        ]
+        self._insert_quarantine = bulk(quarantine.insert(), columns=QUARANTINE_COLUMNS)
+        self._upsert_state = upsert(dialect, state)
         lock = dialect == "postgresql"  # SQLite's BEGIN IMMEDIATE already serialises
-        versions = select(cves.c.id, cves.c.last_modified)
+        versions = select(cves.c.id, cves.c.last_modified).order_by(cves.c.id)
         self._versions = versions.with_for_update() if lock else versions
         page = select(cves.c.published, cves.c.id, cves.c.raw)
         page = page.order_by(cves.c.published, cves.c.id).limit(_PAGE)
@@ -157,34 +159,28 @@ class SqlStore:
         plan: SyncPlan | None = None,
     ) -> int:
         newest = _newest(records)
-        # CPU work (compression, row dicts) happens before the write lock is taken.
+        # Sorted so that concurrent PostgreSQL writers lock rows in the same order
+        # and cannot deadlock each other.
+        ids = sorted(newest)
+        # CPU work (compression, row tuples) happens before the write lock is taken.
         rows = {cve_id: cve_row(record) for cve_id, record in newest.items()}
         received = _now()
-        held = [
-            {
-                "cve_id": q.cve_id,
-                "reason": q.reason,
-                "raw": compress(q.raw),
-                "received_at": received,
-            }
-            for q in quarantined
-        ]
+        held = [(q.cve_id, q.reason, compress(q.raw), received) for q in quarantined]
         plan_text = msgspec.json.encode(plan).decode() if plan is not None else None
 
         with self._write("writing a batch") as conn:
             stored: dict[str, str] = {}
-            for chunk in _chunks(list(newest)):
+            for chunk in _chunks(ids):
                 query = self._versions.where(cves.c.id.in_(chunk))
                 stored.update((row.id, row.last_modified) for row in conn.execute(query))
             keep = [
-                record
-                for record in newest.values()
-                if record.id not in stored or record.last_modified >= stored[record.id]
+                newest[cve_id]
+                for cve_id in ids
+                if cve_id not in stored or newest[cve_id].last_modified >= stored[cve_id]
             ]
             if keep:
                 self._replace(conn, keep, [rows[r.id] for r in keep], stored)
-            if held:
-                conn.execute(quarantine.insert(), held)
+            self._insert_quarantine.run(conn, held)
             if plan_text is not None:
                 conn.execute(self._upsert_state, {"key": _PLAN, "value": plan_text})
         return len(keep)
@@ -193,7 +189,7 @@ class SqlStore:
         self,
         conn: Connection,
         records: list[CveRecord],
-        rows: list[dict[str, Any]],
+        rows: list[tuple[Any, ...]],
         stored: dict[str, str],
     ) -> None:
         # Children are deleted explicitly: an upsert is an UPDATE, which does not
@@ -202,10 +198,9 @@ class SqlStore:
         for table in CHILD_TABLES:
             for chunk in _chunks(replaced):
                 conn.execute(delete(table).where(table.c.cve_id.in_(chunk)))
-        conn.execute(self._upsert_cves, rows)
-        for table, children in zip(CHILD_TABLES, child_rows(records), strict=True):
-            if children:
-                conn.execute(table.insert(), children)
+        self._upsert_cves.run(conn, rows)
+        for insert, children in zip(self._insert_children, child_rows(records), strict=True):
+            insert.run(conn, children)
 
     def begin_run(self, mode: str, started_at: datetime) -> int:
         values = {
