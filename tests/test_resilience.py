@@ -19,13 +19,13 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
-from support import export_values, make_settings, mock_values
 from nvdsync.cli import app
 from nvdsync.errors import SyncIncomplete
 from nvdsync.mock import generate
 from nvdsync.source.windows import parse_when
 from nvdsync.store import open_store
 from nvdsync.sync import SyncReport, sync, sync_async
+from support import export_values, make_settings, mock_values
 from test_sync import page_requests, query
 
 runner = CliRunner()
@@ -260,6 +260,6 @@ def test_incremental_picks_up_changes_since_the_watermark(mock_nvd, db_path):
     assert report.mode == "incremental" and report.records_written >= 1
     assert len(server.stats.log) - before <= 3  # a window or two, not a full sync
     assert export_values(db_path) == mock_values(server)
+    server.config.down = True
     with pytest.raises(SyncIncomplete):
-        server.config.down = True
         sync(make_settings(server, db_path, max_retries=0))

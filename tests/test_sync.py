@@ -10,12 +10,12 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
-from support import export_values, make_settings, mock_values
 from nvdsync.cli import app
 from nvdsync.errors import SyncIncomplete
 from nvdsync.mock import generate
 from nvdsync.store import open_store
 from nvdsync.sync import sync
+from support import export_values, make_settings, mock_values
 
 runner = CliRunner()
 

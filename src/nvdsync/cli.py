@@ -118,7 +118,7 @@ def sync_cmd(
     """Bring the mirror up to date (incremental when it has a watermark)."""
     from nvdsync.render import SyncProgress, print_sync_report
     from nvdsync.source.windows import parse_when
-    from nvdsync.sync import sync
+    from nvdsync.sync import SyncReport, sync
 
     cfg = settings(db=db, api_url=api_url, api_key=api_key, page_size=page_size,
                    batch_size=batch_size, rate_limit=rate_limit, workers=workers,
@@ -134,7 +134,7 @@ def sync_cmd(
             report = sync(cfg, full=full, since=since_at, restart=restart, on_page=bar.update)
         except SyncIncomplete as exc:
             bar.stop()
-            if exc.report is not None:
+            if isinstance(exc.report, SyncReport):
                 print_sync_report(exc.report, as_json=json_out)
             fail(str(exc), 1, _hint_for(exc))
         except ConfigError as exc:
@@ -268,7 +268,7 @@ def config_show(json_out: JsonOpt = False) -> None:
         out(f"{key} = {value}")
 
 
-class _store:  # noqa: N801 - used as a context manager function
+class _store:
     def __init__(self, cfg: Settings) -> None:
         from nvdsync.store import open_store
 

@@ -23,9 +23,9 @@ __all__ = ["Page", "decode_page", "iter_records"]
 
 
 class _Envelope(msgspec.Struct):
-    resultsPerPage: int  # noqa: N815 - NVD's names
-    startIndex: int  # noqa: N815
-    totalResults: int  # noqa: N815
+    resultsPerPage: int
+    startIndex: int
+    totalResults: int
     format: str | None = None
     version: str | None = None
     timestamp: str | None = None

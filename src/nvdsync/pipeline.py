@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -46,15 +47,17 @@ FALLBACK_PAGE_SIZE = 1000  # what NVD accepts when it refuses 2000 (nvd-api.md Â
 MAX_EMPTY_PAGES = 3
 
 
+@dataclass(frozen=True, slots=True)
 class PageEvent:
     """Progress after each committed page, for whoever renders progress."""
 
-    __slots__ = ("pages", "quarantined", "records", "total", "window", "window_count",
-                 "window_cursor", "written")
-
-    def __init__(self, **values: Any) -> None:
-        for key, value in values.items():
-            setattr(self, key, value)
+    pages: int  # pages committed in this run
+    written: int  # records inserted or replaced in this run
+    quarantined: int
+    records: int  # the current window's cursor (records paged so far)
+    total: int  # the current window's totalResults
+    window: int  # 1-based index of the current window
+    window_count: int
 
 
 class Runner:
@@ -251,7 +254,7 @@ class Runner:
         self.on_page(PageEvent(
             pages=self.pages, written=self.written, quarantined=self.quarantined,
             records=window.next_index, total=window.total or 0, window=index + 1,
-            window_count=len(plan.windows), window_cursor=window.next_index,
+            window_count=len(plan.windows),
         ))
 
 

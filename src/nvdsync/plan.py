@@ -39,9 +39,9 @@ def choose_plan(
     else: ``--since``, ``--restart``, or ``--full`` over a pending incremental plan.
     Without a watermark there is nothing to be incremental from, so the run is full.
     """
-    if pending is not None and not restart and since is None:
-        if not full or pending.mode == "full":
-            return pending, True
+    resumable = pending is not None and not restart and since is None
+    if resumable and pending is not None and (not full or pending.mode == "full"):
+        return pending, True
     started = format_nvd(now)
     if since is not None:
         if since > now:

@@ -74,12 +74,13 @@ class RateLimiter:
             now = self.clock()
             horizon = now - self.window
             self._slots = [s for s in self._slots if s.stamp > horizon]
-            wait = self._blocked_until - now
-            if wait <= 0 and len(self._slots) < self.requests:
+            blocked = self._blocked_until - now
+            if blocked <= 0 and len(self._slots) < self.requests:
                 slot = Slot(self)
                 self._slots.append(slot)
                 return slot
-            if wait <= 0:
+            wait: float | None = blocked
+            if blocked <= 0:
                 oldest = min(s.stamp for s in self._slots)
                 wait = oldest + self.window - now + _MARGIN if oldest != math.inf else None
             await self._wait(wait)

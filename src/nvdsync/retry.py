@@ -45,7 +45,7 @@ class RetryPolicy:
         self.cap = cap
         self.limiter = limiter
         self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._rng = rng or random.Random()
         self.retries = 0
         self.waited = 0.0
         self.reasons: Counter[str] = Counter()

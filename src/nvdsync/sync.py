@@ -18,8 +18,8 @@ import msgspec
 
 from nvdsync.errors import ConfigError, NvdSyncError, SyncIncomplete
 from nvdsync.models import RunInfo, SyncPlan
-from nvdsync.source.windows import format_nvd
 from nvdsync.plan import choose_plan
+from nvdsync.source.windows import format_nvd
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -61,14 +61,12 @@ class NvdSource:
     @staticmethod
     def params(window: Window, start_index: int, page_size: int) -> dict[str, str | int]:
         params: dict[str, str | int] = {"startIndex": start_index, "resultsPerPage": page_size}
-        if window.kind == "lastmod":
-            assert window.start and window.end
-            params["lastModStartDate"] = window.start
-            params["lastModEndDate"] = window.end
-        elif window.kind == "pub":
-            assert window.start and window.end
-            params["pubStartDate"] = window.start
-            params["pubEndDate"] = window.end
+        if window.kind != "all":
+            if not window.start or not window.end:
+                raise ValueError(f"a {window.kind} window needs both bounds")
+            prefix = "lastMod" if window.kind == "lastmod" else "pub"
+            params[f"{prefix}StartDate"] = window.start
+            params[f"{prefix}EndDate"] = window.end
         return params
 
     async def fetch(self, window: Window, start_index: int, page_size: int) -> PageBody:

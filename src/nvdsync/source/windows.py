@@ -33,7 +33,9 @@ def parse_when(text: str) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def split(start: datetime, end: datetime, limit: timedelta = MAX_WINDOW) -> list[tuple[datetime, datetime]]:
+def split(
+    start: datetime, end: datetime, limit: timedelta = MAX_WINDOW
+) -> list[tuple[datetime, datetime]]:
     """Consecutive [start, end] windows of at most ``limit`` each, covering the range.
 
     Neighbours share their boundary instant, so a record modified exactly there is

@@ -37,6 +37,7 @@ HEAD_REVISION = "0001"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 _VERSION_TABLE = "alembic_version"
+_PG_LOCK = 0x6E7664_73796E63  # "nvd" "sync": advisory lock key held while migrating
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -59,8 +60,12 @@ def ensure_schema(engine: Engine, location: str) -> None:
             return  # the common case: no Alembic import
         _check_known(revisions, location)
         # Re-read inside the write transaction: another process may have upgraded
-        # the database since, and the write lock now keeps it from doing so.
+        # the database since, and the lock now keeps it from doing so. SQLite's
+        # BEGIN IMMEDIATE is that lock; PostgreSQL needs an explicit one, or two
+        # processes opening a new database both try to create the tables.
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
             revisions = _read_revisions(conn, location)
             if revisions != [HEAD_REVISION]:
                 _check_known(revisions, location)
