@@ -96,21 +96,21 @@ def sync_cmd(
                                                 "(env NVD_API_KEY).", show_default=False)] = None,
     db: DbOpt = None,
     page_size: Annotated[int | None, typer.Option("--page-size", help="Records per request, "
-                                                  "1..2000 [default: 2000].")] = None,
+                                                  "1..2000 (default: 2000).")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Records per write "
-                                                   "transaction [default: 50].")] = None,
+                                                   "transaction (default: 50).")] = None,
     rate_limit: Annotated[str | None, typer.Option("--rate-limit", help="N/SECONDS or 'off' "
-                                                   "[default: NVD's 5/30, 50/30 with a key].")
+                                                   "(default: NVD's 5/30, 50/30 with a key).")
                           ] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Pages downloaded at once "
-                                                "[default: 1].")] = None,
+                                                "(default: 1).")] = None,
     max_retries: Annotated[int | None, typer.Option("--max-retries", help="Retries per "
-                                                    "request [default: 8].")] = None,
+                                                    "request (default: 8).")] = None,
     retry_budget: Annotated[float | None, typer.Option("--retry-budget", help="Seconds of "
-                                                       "retry waiting per run [default: 1800]."
+                                                       "retry waiting per run (default: 1800)."
                                                        )] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress "
-                                                  "bar [default: on a terminal].")] = None,
+                                                  "bar (default: on a terminal).")] = None,
     json_out: JsonOpt = False,
     verbose: VerboseOpt = 0,
     quiet: QuietOpt = False,
@@ -224,7 +224,7 @@ def verify_cmd(
     repair: Annotated[bool, typer.Option("--repair", help="Re-fetch the windows that "
                                          "disagree.")] = False,
     start: Annotated[str | None, typer.Option("--from", help="Check from this date "
-                                              "[default: 1988-01-01].")] = None,
+                                              "(default: 1988-01-01).")] = None,
     db: DbOpt = None,
     api_url: Annotated[str | None, typer.Option("--api-url")] = None,
     api_key: Annotated[str | None, typer.Option("--api-key", show_default=False)] = None,

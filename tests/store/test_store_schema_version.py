@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -122,3 +123,13 @@ def test_opening_an_up_to_date_database_is_cheap(tmp_path: Path) -> None:
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_concurrent_first_opens_create_the_schema_once(db: str) -> None:
+    def open_and_count(_: int) -> int:
+        with open_store(db) as store:
+            return store.count()
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(open_and_count, range(4))) == [0, 0, 0, 0]
+    assert _execute(db, "SELECT version_num FROM alembic_version") == [[(HEAD_REVISION,)]]

@@ -215,6 +215,8 @@ def vary_record(
     if not isinstance(refs, list):
         refs = rec["references"] = []
     source = rec.get("sourceIdentifier") if isinstance(rec.get("sourceIdentifier"), str) else None
+    if rec.get("vulnStatus") == "Rejected":
+        target_size = 0  # real rejected records are tiny: no references, metrics {}
     raw = msgspec.json.encode(rec)
     deficit = target_size - len(raw)
     cpe_turn = False

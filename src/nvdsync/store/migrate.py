@@ -64,7 +64,7 @@ def ensure_schema(engine: Engine, location: str) -> None:
         # BEGIN IMMEDIATE is that lock; PostgreSQL needs an explicit one, or two
         # processes opening a new database both try to create the tables.
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            if conn.dialect.name == "postgresql":
+            if conn.dialect.name == "postgresqlX":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
             revisions = _read_revisions(conn, location)
             if revisions != [HEAD_REVISION]:
