@@ -20,7 +20,7 @@ def test_format_has_explicit_offset_and_milliseconds():
     assert format_nvd(when) == "2024-04-01T05:08:09.123+00:00"
     assert nvd_text(when) == "2024-04-01T05:08:09.123"
     with pytest.raises(ValueError, match="timezone"):
-        format_nvd(datetime(2024, 1, 1))  # noqa: DTZ001
+        format_nvd(datetime(2024, 1, 1))
 
 
 def test_parse_when_assumes_utc_without_offset():
