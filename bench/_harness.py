@@ -114,12 +114,21 @@ def run_child(launcher: Launcher, spec: dict[str, Any], work: Path) -> dict[str,
     """Run one measured sync in a fresh interpreter; return its result dict."""
     db = work / f"run-{next_run_number()}.sqlite"
     spec = {**spec, "db": str(db)}
-    rc, stdout, stderr = launcher.run([sys.executable, str(CHILD), json.dumps(spec)],
-                                      child_env(str(work / "config")))
+    env = child_env(str(work / "config"))
+    if spec.get("premigrated"):  # create nvdsync's schema in another process first
+        code = "import sys; from nvdsync.store import open_store; open_store(sys.argv[1]).close()"
+        rc, _, stderr = launcher.run([sys.executable, "-c", code, str(db)], env)
+        if rc != 0:
+            sys.stderr.write(stderr)
+            raise SystemExit(f"could not create the schema in {db}")
+    rc, stdout, stderr = launcher.run([sys.executable, str(CHILD), json.dumps(spec)], env)
     if rc != 0 or not stdout.strip():
         sys.stderr.write(stderr)
         raise SystemExit(f"benchmark child failed ({spec['contender']}): exit {rc}")
     result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
+    if result["ru_maxrss_mb"] > result["vm_hwm_mb"] + 1:
+        print(f"warning: ru_maxrss {result['ru_maxrss_mb']:.1f} MB > VmHWM "
+              f"{result['vm_hwm_mb']:.1f} MB: an inherited high-water mark?", file=sys.stderr)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     return result
@@ -165,6 +174,12 @@ def median_run(runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
             out[key] = statistics.median(r[key] for r in runs)
     out["runs"] = len(runs)
     return out
+
+
+def load() -> str:
+    """The 1/5/15-minute load averages and the CPU count, for judging wall times."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
 
 
 def check(ok: bool, target: str) -> str:

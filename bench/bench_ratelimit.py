@@ -30,6 +30,7 @@ from _harness import (
     Launcher,
     check,
     dataset_stats,
+    load,
     median_run,
     mock_nvd,
     probe_page,
@@ -63,14 +64,18 @@ def main(argv: list[str] | None = None) -> int:
     average, expected_ids = dataset_stats(args.records, args.seed)
     print(f"data: {args.records:,} generated records (seed {args.seed}), "
           f"average record {average:,.0f} B; mock page latency {args.latency:g} s")
+    print(f"before: {load()}")
     wrong: list[str] = []
     with launcher, workdir() as work:
         if args.only in (None, "pacing"):
             wrong += pacing(args, limit, launcher, work, expected_ids)
         if args.only in (None, "workers"):
             wrong += workers(args, launcher, work, expected_ids)
+    print(f"\nafter:  {load()}")
     for problem in wrong:
         print(f"WRONG RESULT: {problem}", file=sys.stderr)
+    if not wrong:
+        print("result check: every run stored all records (same id set as the mock)")
     return 1 if wrong else 0
 
 
@@ -114,18 +119,23 @@ def pacing(args: argparse.Namespace, limit: tuple[int, float], launcher: Launche
     requests = int(f["requests"])
     floor = (math.ceil(requests / n) - 1) * window + args.latency
     ratio = f["duration_s"] / floor
-    label = f" (median of {args.repeat})" if args.repeat > 1 else ""
-    print(f"requests issued{label}:   {requests} "
-          f"({math.ceil(args.records / args.page_size)} pages + the catch-up pass)")
-    print(f"floor:                 (ceil({requests}/{n}) - 1) * {window:g} s "
-          f"+ {args.latency:g} s = {floor:.2f} s")
-    print(f"wall time{label}:         {f['duration_s']:.2f} s (sync() call; the report's own "
-          f"duration_s {f['report_duration_s']:.2f} s, limiter waits "
-          f"{f['limiter_wait_s']:.2f} s)")
-    print(f"wall time / floor:     {ratio:.3f}x  ({check(ratio <= 1.15, '<= 1.15x')})")
-    print(f"403s seen:             retries {f['report']['retries']}, "
-          f"retry_reasons {f['report']['retry_reasons']} (0 and {{}} = the mock refused none)")
-    print(f"peak RSS:              {f['peak_mb']:.1f} MB (growth {f['growth_mb']:.1f} MB)")
+    label = f" (median of {args.repeat} runs)" if args.repeat > 1 else ""
+    pages = math.ceil(args.records / args.page_size)
+    rows = [
+        ("requests issued", f"{requests} ({pages} pages + the catch-up pass's empty page)"),
+        ("floor", f"(ceil({requests}/{n}) - 1) * {window:g} s + {args.latency:g} s "
+                  f"= {floor:.2f} s"),
+        ("wall time" + label, f"{f['duration_s']:.2f} s (the sync() call; the report's "
+                              f"duration_s {f['report_duration_s']:.2f} s, of which "
+                              f"{f['limiter_wait_s']:.2f} s waiting in the limiter)"),
+        ("wall time / floor", f"{ratio:.3f}x  ({check(ratio <= 1.15, '<= 1.15x')})"),
+        ("refused (403)", f"retries {f['report']['retries']}, retry_reasons "
+                          f"{f['report']['retry_reasons']} (0 and {{}}: none refused)"),
+        ("peak RSS", f"{f['peak_mb']:.1f} MB (growth {f['growth_mb']:.1f} MB)"),
+    ]
+    width = max(len(name) for name, _ in rows) + 2
+    for name, value in rows:
+        print(f"{name + ':':<{width}}{value}")
     return wrong
 
 

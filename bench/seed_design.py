@@ -248,9 +248,14 @@ def _cwes(cve: dict[str, Any]) -> list[str]:
     return list(seen)
 
 
-def sync(mirror: SeedMirror, api_url: str, *, page_size: int = 2000,
-         timeout: float = 180.0) -> SeedReport:
-    """Full sync of every CVE the API serves into ``mirror``, the seed's way."""
+def sync(mirror: SeedMirror, api_url: str, *, page_size: int = 2000, timeout: float = 180.0,
+         gc_every_batches: int = GC_EVERY_BATCHES, gc_every_pages: int = GC_EVERY_PAGES,
+         ) -> SeedReport:
+    """Full sync of every CVE the API serves into ``mirror``, the seed's way.
+
+    ``gc_every_batches``/``gc_every_pages`` of 0 turn the forced collections off (a
+    calibration variant, not the seed design).
+    """
     report = SeedReport()
     started = time.monotonic()
     batches = 0
@@ -269,13 +274,13 @@ def sync(mirror: SeedMirror, api_url: str, *, page_size: int = 2000,
                 batch = [item["cve"] for item in items[offset:offset + BATCH_SIZE]]
                 report.records_written += mirror.write_batch(batch)
                 batches += 1
-                if batches % GC_EVERY_BATCHES == 0:
+                if gc_every_batches and batches % gc_every_batches == 0:
                     gc.collect()
                     report.gcs_run += 1
             report.pages += 1
             start += count
             del data, items
-            if report.pages % GC_EVERY_PAGES == 0:
+            if gc_every_pages and report.pages % gc_every_pages == 0:
                 gc.collect()
                 report.gcs_run += 1
             if count == 0 or start >= total:
