@@ -107,8 +107,8 @@ def start_mock_process(args: list[str]) -> tuple[subprocess.Popen[str], str]:
 @app.command()
 def demo(
     records: Annotated[int, typer.Option(help="Records the mock serves.")] = 10_000,
-    db: Annotated[Path | None, typer.Option("--db", help="Demo database [default: "
-                                            "demo.sqlite beside the default mirror].")] = None,
+    db: Annotated[Path | None, typer.Option("--db", help="Demo database (default: "
+                                            "demo.sqlite beside the default mirror).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the generated data.")] = 0,
 ) -> None:
     """Offline tour: start the mock NVD, full-sync it into SQLite, print status and memory."""
