@@ -20,10 +20,9 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from nvdsync.decode import decode_page, iter_records
+from nvdsync.decode import NotCompact, decode_page, iter_records, open_page
 from nvdsync.errors import BadRequest, ParseError
 from nvdsync.models import CveRecord, Quarantined, SyncPlan, Window
 from nvdsync.normalize import normalize
@@ -33,7 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from datetime import datetime
 
-    from nvdsync.decode import Page
+    from nvdsync.decode import PageHeader
     from nvdsync.memory import MemoryMonitor
     from nvdsync.retry import RetryPolicy
     from nvdsync.source.nvd import NvdSource, PageBody
@@ -140,7 +139,7 @@ class Runner:
                 if task is None:
                     break  # nothing left to fetch: the window is complete
                 try:
-                    page = await self._page(window, cursor, plan.page_size, task)
+                    step = await self._page(plan, index, cursor, task)
                 except BadRequest as exc:
                     if "resultsperpage" not in exc.nvd_message.lower():
                         raise
@@ -152,17 +151,18 @@ class Runner:
                     scheduled = self._cancel(pending, cursor)
                     continue
                 fresh = True
-                rewound = self._advance(window, page, label)
-                empty_pages = empty_pages + 1 if not page.items and not window.done else 0
+                if step.rewound:
+                    log.warning("%s: totalResults fell %d -> %d at startIndex=%d; "
+                                "re-reading from %d", label, step.previous_total,
+                                step.header.total, cursor, window.next_index)
+                    scheduled = self._cancel(pending, window.next_index)
+                self.drift = self.drift or step.drift
+                empty_pages = empty_pages + 1 if not step.header.count and not window.done else 0
                 if empty_pages > MAX_EMPTY_PAGES:
                     raise ParseError(
                         f"{label}: NVD keeps answering startIndex={cursor} with no records "
-                        f"while reporting totalResults={page.total}"
+                        f"while reporting totalResults={step.header.total}"
                     )
-                await self._commit(plan, page)
-                del page
-                if rewound:
-                    scheduled = self._cancel(pending, window.next_index)
                 self._report(plan, index)
         finally:
             self._cancel(pending, 0)
@@ -174,78 +174,93 @@ class Runner:
         pending.clear()
         return restart
 
-    def _advance(self, window: Window, page: Page, label: str) -> bool:
-        """Move the window's cursor past ``page``; return True when it rewound."""
-        previous, cursor = window.total, page.start_index
-        window.total = page.total
-        rewound = False
-        if previous is not None and page.total < previous:
-            back = previous - page.total
-            window.next_index = max(0, cursor - back)
-            rewound = True
-            self.drift = True
-            log.warning("%s: totalResults fell %d -> %d at startIndex=%d; re-reading from %d",
-                        label, previous, page.total, cursor, window.next_index)
-        else:
-            if previous is not None and page.total > previous and window.kind != "all":
-                self.drift = True
-            window.next_index = cursor + len(page)
-        if not page.items and cursor < page.total:
-            window.next_index = cursor  # an empty page inside the result set: ask again
-        window.done = window.next_index >= page.total
-        return rewound
-
     async def _download(self, window: Window, start: int, size: int) -> PageBody:
         return await self.retry.run(
             f"download of startIndex={start}", lambda: self.source.fetch(window, start, size)
         )
 
-    async def _page(self, window: Window, start: int, size: int,
-                    prefetched: asyncio.Task[PageBody]) -> Page:
-        """The decoded page at ``start``; a body that fails to decode is fetched again."""
+    async def _page(self, plan: SyncPlan, index: int, cursor: int,
+                    prefetched: asyncio.Task[PageBody]) -> _Step:
+        """Commit the page at ``cursor``; a body that fails to decode is fetched again."""
+        window = plan.windows[index]
         first: asyncio.Task[PageBody] | None = prefetched
 
-        async def attempt() -> Page:
+        async def attempt() -> _Step:
             nonlocal first
             if first is not None:
                 body, first = await first, None
             else:
-                body = await self.source.fetch(window, start, size)
+                body = await self.source.fetch(window, cursor, plan.page_size)
             with body:
-                data = body.read()
-            return decode_page(data, start_index=start)
+                return await self.db(self._write_page, plan, index, body, cursor)
 
-        return await self.retry.run(f"page at startIndex={start}", attempt)
-
-    # --- committing ---------------------------------------------------------------------
-    async def _commit(self, plan: SyncPlan, page: Page) -> None:
-        written, quarantined = await self.db(self._write_page, plan, page)
+        step = await self.retry.run(f"page at startIndex={cursor}", attempt)
         self.pages += 1
-        self.written += written
-        self.quarantined += quarantined
+        self.written += step.written
+        self.quarantined += step.quarantined
         sample = self.monitor.check("page")
         log.info("page startIndex=%d: %d records, %d written, %d quarantined (total %d); %s",
-                 page.start_index, len(page), written, quarantined, page.total,
-                 self.monitor.format("memory", sample))
+                 cursor, step.header.count, step.written, step.quarantined,
+                 step.header.total, self.monitor.format("memory", sample))
+        return step
 
-    def _write_page(self, plan: SyncPlan, page: Page) -> tuple[int, int]:
-        """Runs on the database thread: normalise and write the page batch by batch."""
-        written = quarantined = 0
-        remaining = len(page)
-        results = (r if isinstance(r, Quarantined) else normalize(r) for r in iter_records(page))
-        for chunk in _chunks(results, self.batch_size):
-            remaining -= len(chunk)
-            records = [r for r in chunk if isinstance(r, CveRecord)]
-            bad = [r for r in chunk if isinstance(r, Quarantined)]
-            for item in bad:
-                log.warning("quarantined %s: %s", item.cve_id or "a record", item.reason)
-            # The plan rides on the page's last batch: committed together or not at all.
-            written += self.store.write_batch(records, bad, plan if remaining == 0 else None)
-            quarantined += len(bad)
-            log.debug("batch committed: %d records, %d quarantined", len(records), len(bad))
-        if len(page) == 0:
-            self.store.save_plan(plan)
-        return written, quarantined
+    # --- committing (on the database thread) --------------------------------------------
+    def _write_page(self, plan: SyncPlan, index: int, body: PageBody, cursor: int) -> _Step:
+        try:
+            header, items = open_page(body, start_index=cursor)
+            return self._write_items(plan, index, header, items)
+        except NotCompact as exc:
+            # Not NVD's compact layout (e.g. pretty-printed): decode it whole instead.
+            # Batches already written are rewritten; the store keeps one copy.
+            log.debug("page at startIndex=%d decoded whole: %s", cursor, exc)
+            body.seek(0)
+            page = decode_page(body.read(), start_index=cursor)
+            return self._write_items(plan, index, page.header, iter_records(page))
+
+    def _write_items(self, plan: SyncPlan, index: int, header: PageHeader,
+                     items: Iterator[bytes | Quarantined]) -> _Step:
+        """Normalise and write batch by batch; the plan rides on the page's last batch."""
+        window = plan.windows[index]
+        step = _Step.after(window, header)
+        results = (r if isinstance(r, Quarantined) else normalize(r) for r in items)
+        chunk: list[CveRecord | Quarantined] = []
+        # One record of look-ahead: the iterator checks the page's end (record count,
+        # closing brackets) before the last batch, and the plan, are written.
+        ahead = next(results, None)
+        while ahead is not None:
+            chunk.append(ahead)
+            ahead = next(results, None)
+            if len(chunk) < self.batch_size and ahead is not None:
+                continue
+            self._write_batch(chunk, plan if ahead is None else None, window, step)
+            chunk = []
+        if header.count == 0:
+            self._write_batch([], plan, window, step)
+        return step
+
+    def _write_batch(self, chunk: list[CveRecord | Quarantined], plan: SyncPlan | None,
+                     window: Window, step: _Step) -> None:
+        records = [r for r in chunk if isinstance(r, CveRecord)]
+        bad = [r for r in chunk if isinstance(r, Quarantined)]
+        for item in bad:
+            log.warning("quarantined %s: %s", item.cve_id or "a record", item.reason)
+        if plan is None:
+            step.written += self.store.write_batch(records, bad, None)
+        else:
+            # Move the cursor only for this write: if it fails, the page is retried
+            # from the same place.
+            before = (window.next_index, window.total, window.done)
+            window.next_index, window.total, window.done = step.cursor
+            try:
+                if chunk:
+                    step.written += self.store.write_batch(records, bad, plan)
+                else:
+                    self.store.save_plan(plan)
+            except BaseException:
+                window.next_index, window.total, window.done = before
+                raise
+        step.quarantined += len(bad)
+        log.debug("batch committed: %d records, %d quarantined", len(records), len(bad))
 
     def _report(self, plan: SyncPlan, index: int) -> None:
         if self.on_page is None:
@@ -258,10 +273,34 @@ class Runner:
         ))
 
 
-def _chunks(items: Iterator[CveRecord | Quarantined], size: int,
-            ) -> Iterator[list[CveRecord | Quarantined]]:
-    while chunk := list(islice(items, size)):
-        yield chunk
+@dataclass
+class _Step:
+    """What committing one page did, and where it moves the window's cursor."""
+
+    header: PageHeader
+    cursor: tuple[int, int, bool]  # next_index, total, done after this page
+    previous_total: int | None
+    rewound: bool
+    drift: bool
+    written: int = 0
+    quarantined: int = 0
+
+    @classmethod
+    def after(cls, window: Window, header: PageHeader) -> _Step:
+        previous, start = window.total, header.start_index
+        rewound = previous is not None and header.total < previous
+        if rewound:
+            assert previous is not None
+            # Records ahead of us shifted down by the difference; re-read the stretch
+            # that may have slid behind the cursor.
+            next_index = max(0, start - (previous - header.total))
+        else:
+            next_index = start + header.count  # what we received, never the page size
+        if header.count == 0 and start < header.total:
+            next_index = start  # an empty page inside the result set: ask again
+        grew = previous is not None and header.total > previous and window.kind != "all"
+        return cls(header, (next_index, header.total, next_index >= header.total),
+                   previous, rewound, rewound or grew)
 
 
 def _describe(window: Window) -> str:

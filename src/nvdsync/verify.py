@@ -84,7 +84,7 @@ async def verify_async(
 
             async def remote_count(window: Window = window) -> int:
                 with await source.fetch(window, 0, 1) as body:
-                    return decode_page(body.read(), start_index=0).total
+                    return decode_page(body.read(), start_index=0).header.total
 
             remote = await retry.run(f"count of {window.start}", remote_count)
             local = store.count_published(nvd_text(lo), nvd_text(hi))

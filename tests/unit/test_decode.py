@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 
-from nvdsync.decode import decode_page, iter_records
+from nvdsync import decode
+from nvdsync.decode import NotCompact, decode_page, iter_records, open_page
 from nvdsync.errors import ParseError
 from nvdsync.models import Quarantined
 
@@ -22,7 +24,7 @@ def envelope(records: list[bytes], start: int = 0, total: int | None = None) -> 
 
 def test_items_are_exact_byte_slices(real_records):
     page = decode_page(envelope(real_records[:20], total=500), start_index=0)
-    assert page.total == 500 and len(page) == 20
+    assert page.header.total == 500 and len(page) == 20
     assert list(iter_records(page)) == real_records[:20]
 
 
@@ -54,3 +56,45 @@ def test_an_item_without_cve_is_quarantined(real_records):
     results = list(iter_records(decode_page(body, start_index=0)))
     assert isinstance(results[0], Quarantined) and results[1] == real_records[0]
     assert json.loads(results[0].raw) == {"nope": 1}
+
+
+@pytest.mark.parametrize("chunk", [7, 1000, 256 * 1024])
+def test_streamed_records_equal_the_whole_decode(real_records, monkeypatch, chunk):
+    """Chunk boundaries anywhere (even inside the separator) split records exactly."""
+    monkeypatch.setattr(decode, "_CHUNK", chunk)
+    header, items = open_page(io.BytesIO(envelope(real_records, start=40, total=900)),
+                              start_index=40)
+    assert (header.start_index, header.total, header.count) == (40, 900, len(real_records))
+    assert list(items) == real_records
+
+
+def test_streamed_empty_page():
+    body = envelope([], start=100, total=50)
+    header, items = open_page(io.BytesIO(body), start_index=100)
+    assert header.count == 0 and list(items) == []
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.9, 0.999])
+def test_streamed_cut_body_raises_parse_error_before_the_end(real_records, cut):
+    body = envelope(real_records[:30])
+    _, items = open_page(io.BytesIO(body[: int(len(body) * cut)]), start_index=0)
+    with pytest.raises(ParseError, match=r"cut short|holds"):
+        list(items)
+
+
+def test_streamed_count_mismatch_is_a_parse_error(real_records):
+    body = envelope(real_records[:5]).replace(b'"resultsPerPage":5', b'"resultsPerPage":6')
+    _, items = open_page(io.BytesIO(body), start_index=0)
+    with pytest.raises(ParseError, match="holds 5 records"):
+        list(items)
+    body = envelope(real_records[:5]).replace(b'"resultsPerPage":5', b'"resultsPerPage":4')
+    _, items = open_page(io.BytesIO(body), start_index=0)
+    with pytest.raises(ParseError, match="resultsPerPage=4"):
+        list(items)
+
+
+def test_pretty_printed_pages_are_not_split(real_records):
+    pretty = json.dumps(json.loads(envelope(real_records[:3])), indent=2).encode()
+    with pytest.raises(NotCompact):
+        open_page(io.BytesIO(pretty), start_index=0)
+    assert len(decode_page(pretty, start_index=0)) == 3  # the fallback handles it
