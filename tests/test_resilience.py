@@ -89,6 +89,11 @@ def test_sigkill_at_random_moments_then_resume_gives_an_exact_mirror(mock_nvd, d
     final = subprocess.run(command, env=cli_env(), timeout=120)
     assert final.returncode == 0
     assert export_values(db_path) == mock_values(server)
+    store = open_store(str(db_path))
+    runs = store.status(runs=20).runs
+    store.close()
+    assert runs[0].outcome == "success"
+    assert {r.outcome for r in runs[1:]} == {"interrupted"}  # the killed ones
     # Committed pages were not downloaded again: at most one page per kill repeats.
     starts = [q["startIndex"] for q in page_requests(server) if "lastModStartDate" not in q]
     assert len(starts) - len(set(starts)) <= kills
@@ -263,3 +268,16 @@ def test_incremental_picks_up_changes_since_the_watermark(mock_nvd, db_path):
     server.config.down = True
     with pytest.raises(SyncIncomplete):
         sync(make_settings(server, db_path, max_retries=0))
+
+
+def test_a_second_sync_on_the_same_mirror_is_refused(mock_nvd, db_path):
+    from nvdsync.lock import mirror_lock
+
+    server = mock_nvd(generate(20, seed=22))
+    with mirror_lock(str(db_path)):
+        result = runner.invoke(app, ["sync", "--db", str(db_path), "--api-url", server.url,
+                                     "--rate-limit", "off"])
+    assert result.exit_code == 1
+    assert "another nvdsync sync" in result.stderr
+    assert server.stats.requests == 0
+    assert sync(make_settings(server, db_path)).ok  # the lock is gone with its holder

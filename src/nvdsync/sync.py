@@ -9,6 +9,7 @@ page is missing, and the watermark moves only after every window completed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from nvdsync.errors import ConfigError, NvdSyncError, SyncIncomplete
+from nvdsync.lock import mirror_lock
 from nvdsync.models import RunInfo, SyncPlan
 from nvdsync.plan import choose_plan
 from nvdsync.source.windows import format_nvd
@@ -154,7 +156,9 @@ async def sync_async(
                     catchup_passes=settings.catchup_passes, now=now, on_page=on_page)
     started = time.monotonic()
     report: SyncReport | None = None
+    held = contextlib.ExitStack()
     try:
+        held.enter_context(mirror_lock(store.location))
         pending = await runner.db(store.load_plan)
         if repair is not None and pending is not None:
             raise ConfigError("an interrupted sync is pending: run `nvdsync sync` to finish it "
@@ -212,6 +216,7 @@ async def sync_async(
             ))
             log.info(monitor.format_stats())
     finally:
+        held.close()
         runner.close()
         if own_client:
             await client.aclose()

@@ -117,19 +117,25 @@ def test_opening_an_up_to_date_database_is_cheap(tmp_path: Path) -> None:
         "heavy = ('alembic', 'psycopg', 'sqlalchemy.dialects.postgresql')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
     )
-    src = str(Path(nvdsync.__file__).parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run(
-        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
-    )
+    out = _run_python(probe)
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
 
-def test_concurrent_first_opens_create_the_schema_once(db: str) -> None:
-    def open_and_count(_: int) -> int:
-        with open_store(db) as store:
-            return store.count()
+def _run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    src = str(Path(nvdsync.__file__).parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
+
+def test_concurrent_first_opens_create_the_schema_once(db: str) -> None:
+    """Several processes opening a new database at once: one migrates, all succeed."""
+    code = f"from nvdsync.store import open_store\nprint(open_store({db!r}).count())\n"
     with ThreadPoolExecutor(4) as pool:
-        assert list(pool.map(open_and_count, range(4))) == [0, 0, 0, 0]
+        results = list(pool.map(lambda _: _run_python(code), range(4)))
+    assert [(r.returncode, r.stdout.strip()) for r in results] == [(0, "0")] * 4, [
+        r.stderr for r in results
+    ]
     assert _execute(db, "SELECT version_num FROM alembic_version") == [[(HEAD_REVISION,)]]

@@ -14,6 +14,7 @@ in ``config.attributes["connection"]`` and the whole upgrade is one transaction.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,7 @@ HEAD_REVISION = "0001"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 _VERSION_TABLE = "alembic_version"
+_THREAD_LOCK = threading.Lock()
 _PG_LOCK = 0x6E7664_73796E63  # "nvd" "sync": advisory lock key held while migrating
 
 
@@ -59,12 +61,18 @@ def ensure_schema(engine: Engine, location: str) -> None:
         if revisions == [HEAD_REVISION]:
             return  # the common case: no Alembic import
         _check_known(revisions, location)
-        # Re-read inside the write transaction: another process may have upgraded
-        # the database since, and the lock now keeps it from doing so. SQLite's
-        # BEGIN IMMEDIATE is that lock; PostgreSQL needs an explicit one, or two
-        # processes opening a new database both try to create the tables.
-        with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            if conn.dialect.name == "postgresqlX":
+        # Re-read under a lock: another process may have upgraded the database since,
+        # and the lock keeps it from doing so now. On SQLite BEGIN IMMEDIATE is that
+        # lock; PostgreSQL needs an advisory one, or two processes opening a new
+        # database both create the tables and all but one fail. The thread lock is
+        # there because Alembic keeps the running migration in module-level proxies,
+        # so two threads of one process must not migrate at the same time.
+        with (
+            _THREAD_LOCK,
+            engine.connect().execution_options(**{WRITE: True}) as conn,
+            conn.begin(),
+        ):
+            if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
             revisions = _read_revisions(conn, location)
             if revisions != [HEAD_REVISION]:

@@ -1,9 +1,11 @@
 """``SqlStore``: the :class:`~nvdsync.store.base.Store` port on SQLite and PostgreSQL.
 
-All SQL is SQLAlchemy Core; the only dialect-specific piece is the upsert
-(``INSERT ... ON CONFLICT DO UPDATE``), built from the dialect's own ``insert``.
-Every public method runs in one transaction and turns database errors into
-:class:`~nvdsync.errors.StoreError` through :func:`.engine.translate_errors`.
+All SQL is SQLAlchemy Core. The dialect-specific pieces are the upsert
+(``INSERT ... ON CONFLICT DO UPDATE``, see :mod:`.bulk`) and, on PostgreSQL, the
+``FOR UPDATE`` row locks that SQLite does not need (its writers are serialised by
+``BEGIN IMMEDIATE``). Every public method runs in one transaction and turns
+database errors into :class:`~nvdsync.errors.StoreError` through
+:func:`.engine.translate_errors`.
 
 ``write_batch`` is the hot path of a sync (a full sync writes ~300,000 records), so
 it sends each kind of row with a single ``executemany`` and compresses records
@@ -98,9 +100,9 @@ class SqlStore:
         dialect = engine.dialect.name
         if dialect not in ("sqlite", "postgresql"):
             raise StoreError(f"{location}: unsupported database dialect {dialect!r}")
-        # The upsert's own guard means a concurrent writer's newer record is never
-        # overwritten by an older one, even if it lands after our pre-read.
         bulk = partial(BulkStatement, dialect=engine.dialect)
+        # The upsert guards last_modified itself too, so a record that another
+        # writer made newer after our pre-read is still never replaced by an older one.
         self._upsert_cves = bulk(upsert(dialect, cves, newer_only=True), columns=CVE_COLUMNS)
         self._insert_children = [
             bulk(table.insert(), columns=columns)
@@ -213,6 +215,13 @@ class SqlStore:
             "retries": 0,
         }
         with self._write("starting a run") as conn:
+            # Runs still marked running were killed (kill -9, power loss): the caller
+            # holds the mirror's lock, so none of them is alive.
+            conn.execute(
+                runs_table.update()
+                .where(runs_table.c.outcome == "running")
+                .values(outcome="interrupted", error="the process ended without finishing")
+            )
             key = conn.execute(runs_table.insert().values(values)).inserted_primary_key
         assert key is not None
         return int(key[0])
