@@ -187,3 +187,25 @@ def test_failed_sync_raises_and_keeps_the_watermark(mock_nvd, db_path):
         assert store.get_watermark().isoformat() == first.watermark  # type: ignore[union-attr]
     finally:
         store.close()
+
+
+def test_progress_bar_and_plain_log_lines(mock_nvd, db_path):
+    server = mock_nvd(generate(900, seed=6))
+    base = ["sync", "--db", str(db_path), "--api-url", server.url, "--rate-limit", "off",
+            "--page-size", "300"]
+    bar = runner.invoke(app, [*base, "--progress"])
+    assert bar.exit_code == 0, bar.stderr
+    assert "window 2/2" in bar.stderr and "pages" in bar.stderr and "rec/s" in bar.stderr
+    plain = runner.invoke(app, [*base, "--full", "--no-progress"])
+    assert plain.exit_code == 0
+    assert plain.stderr.count("page startIndex=") == 3 + 1  # 3 pages + the catch-up page
+    assert "memory at start of sync:" in plain.stderr and "memory final: peak" in plain.stderr
+
+
+def test_sync_events_report_progress_per_page(mock_nvd, db_path):
+    server = mock_nvd(generate(1000, seed=8))
+    events = []
+    report = sync(make_settings(server, db_path, page_size=250), on_page=events.append)
+    assert [e.records for e in events[:4]] == [250, 500, 750, 1000]
+    assert events[3].total == 1000 and events[-1].pages == report.pages == 5
+    assert events[-1].written == report.records_written == 1000
