@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 BENCH_DIR = Path(__file__).resolve().parent
 CHILD = BENCH_DIR / "_child.py"
+OUT_DIR = BENCH_DIR / "out"  # git-ignored; scratch databases live here, not in /tmp
 MB = 1024 * 1024
 
 
@@ -56,8 +58,14 @@ def mock_nvd(args: list[str]) -> Iterator[str]:
 
 @contextlib.contextmanager
 def workdir() -> Iterator[Path]:
-    """A temporary directory for databases and the empty config dir; removed after."""
-    with tempfile.TemporaryDirectory(prefix="nvdsync-bench-") as tmp:
+    """A temporary directory for databases and the empty config dir; removed after.
+
+    It lives under ``bench/out/`` (git-ignored) and also turns SIGTERM into SystemExit,
+    so that a terminated benchmark still stops its mock and launcher.
+    """
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    OUT_DIR.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="run-", dir=OUT_DIR) as tmp:
         path = Path(tmp)
         (path / "config").mkdir()
         yield path
@@ -70,12 +78,20 @@ def workdir() -> Iterator[Path]:
 # all report its ~100 MB as their peak; children of a ~10 MB launcher inherit ~10 MB,
 # below any real peak. ``_child.py`` also reads VmHWM (which exec does reset) to check.
 _LAUNCHER = """
-import json, subprocess, sys
+import json, signal, subprocess, sys
+current = None
+def stop(*_):
+    if current is not None:
+        current.kill()
+    sys.exit(143)
+signal.signal(signal.SIGTERM, stop)
 for line in sys.stdin:
     job = json.loads(line)
-    p = subprocess.run(job["argv"], env=job["env"], capture_output=True, text=True)
-    print(json.dumps({"rc": p.returncode, "stdout": p.stdout, "stderr": p.stderr}),
-          flush=True)
+    current = subprocess.Popen(job["argv"], env=job["env"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    out, err = current.communicate()
+    rc, current = current.returncode, None
+    print(json.dumps({"rc": rc, "stdout": out, "stderr": err}), flush=True)
 """
 
 
@@ -100,7 +116,11 @@ class Launcher:
         assert self._proc.stdin is not None
         assert self._proc.stdout is not None
         self._proc.stdin.close()
-        self._proc.wait(timeout=10)
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # aborted while a child runs: it kills the child
+            self._proc.terminate()
+            self._proc.wait()
         self._proc.stdout.close()
 
     def __enter__(self) -> Launcher:
@@ -115,7 +135,8 @@ def run_child(launcher: Launcher, spec: dict[str, Any], work: Path) -> dict[str,
     db = work / f"run-{next_run_number()}.sqlite"
     spec = {**spec, "db": str(db)}
     env = child_env(str(work / "config"))
-    if spec.get("premigrated"):  # create nvdsync's schema in another process first
+    if spec.get("premigrated") and spec["contender"] == "nvdsync":
+        # Create nvdsync's schema in another process first.
         code = "import sys; from nvdsync.store import open_store; open_store(sys.argv[1]).close()"
         rc, _, stderr = launcher.run([sys.executable, "-c", code, str(db)], env)
         if rc != 0:

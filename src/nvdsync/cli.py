@@ -203,9 +203,10 @@ def export(db: DbOpt = None,
             sink.flush()
             return
         target = Path(out_path)
+        if not target.parent.is_dir():
+            fail(f"--out {out_path}: directory {target.parent} does not exist", 2)
         # Write beside the target and rename: a failed export never leaves half a file.
-        fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".",
-                                   prefix=f".{target.name}.")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         count = 0
         try:
             with os.fdopen(fd, "wb") as fh:
