@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 __all__ = ["SyncProgress", "print_record", "print_status", "print_sync_report", "print_verify"]
 
 _out = Console(highlight=False, soft_wrap=True)
+if not _out.is_terminal:  # logs and pipes: don't squeeze tables into 80 columns
+    _out.width = 120
 
 
 def _json(value: Any) -> None:
@@ -97,7 +99,8 @@ def print_sync_report(report: SyncReport, *, as_json: bool) -> None:
         f"[{style}]{report.outcome}[/]: {report.mode} sync (run {report.run_id}"
         f"{', resumed' if report.resumed else ''}) — {report.records_written:,} records "
         f"written, {report.records_quarantined:,} quarantined, {report.pages:,} pages, "
-        f"{report.requests:,} requests, {report.retries:,} retries in {report.duration_s:.1f}s"
+        f"{report.requests:,} requests, {report.retries:,} retries in {report.duration_s:.1f}s "
+        f"({report.records_written / max(report.duration_s, 1e-3):,.0f} records/s)"
     )
     _out.print(f"memory: peak {report.peak_rss_mb:.1f}MB, growth +{report.memory_growth_mb:.1f}MB, "
                f"{report.gcs_run} GCs run")
@@ -117,12 +120,12 @@ def print_status(status: StoreStatus, *, as_json: bool) -> None:
         _out.print("[yellow]an interrupted sync is pending; `nvdsync sync` resumes it[/]")
     if not status.runs:
         return
-    table = Table(title="recent runs", show_edge=False)
-    for column in ("run", "mode", "started", "ended", "outcome", "pages", "written",
-                   "quarantined", "retries", "peak MB"):
-        table.add_column(column)
+    table = Table(title="recent runs", show_edge=False, pad_edge=False)
+    for column in ("run", "mode", "started (UTC)", "outcome", "pages", "written", "quar.",
+                   "retries", "peak MB"):
+        table.add_column(column, no_wrap=True)
     for run in status.runs:
-        table.add_row(str(run.id), run.mode, run.started_at[:19], (run.ended_at or "")[:19],
+        table.add_row(str(run.id), run.mode, run.started_at[:16].replace("T", " "),
                       run.outcome, str(run.pages), str(run.records_written),
                       str(run.records_quarantined), str(run.retries),
                       f"{run.peak_rss_mb:.1f}" if run.peak_rss_mb is not None else "")
