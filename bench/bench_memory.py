@@ -14,6 +14,7 @@ result (a contender stored a different number or set of records than the mock se
 
     .venv/bin/python bench/bench_memory.py [--records 20000] [--seed 0]
         [--page-size 2000] [--repeat 1] [--no-variants] [--premigrated]
+        [--extra-batch-size N ...]
 """
 
 from __future__ import annotations
@@ -57,13 +58,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="create nvdsync's schema in another process first, so the "
                         "measured sync opens an existing database (no Alembic import), "
                         "as every sync after the first does")
+    parser.add_argument("--extra-batch-size", type=int, action="append", default=[],
+                        metavar="N", help="also run nvdsync with --batch-size N (repeatable)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     launcher = Launcher()  # first, while this process is small (see _harness.Launcher)
-    names = list(CONTENDERS) if not args.no_variants else ["nvdsync", "seed design"]
+    contenders = dict(CONTENDERS)
+    for size in args.extra_batch_size:
+        contenders[f"nvdsync --batch-size {size}"] = {"contender": "nvdsync", "batch_size": size}
+    names = list(contenders) if not args.no_variants else ["nvdsync", "seed design"]
+    names += [f"nvdsync --batch-size {size}" for size in args.extra_batch_size
+              if args.no_variants and size != 50]
     average, expected_ids = dataset_stats(args.records, args.seed)
     mock_args = ["--records", str(args.records), "--seed", str(args.seed),
                  "--rate-limit", "off", "--keyed-rate-limit", "off"]
@@ -88,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in order:
                 spec = {"api_url": url, "page_size": args.page_size, "workers": 1,
                         "rate_limit": "off", "batch_size": None,
-                        "premigrated": args.premigrated, **CONTENDERS[name]}
+                        "premigrated": args.premigrated, **contenders[name]}
                 result = run_child(launcher, spec, work)
                 result["records_per_s"] = result["records"] / result["duration_s"]
                 result["records_per_cpu_s"] = result["records"] / result["cpu_s"]

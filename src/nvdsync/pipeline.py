@@ -108,7 +108,10 @@ class Runner:
                     await self._page_window(plan, index)
             if plan.mode == "repair":
                 return windows_end(plan.windows, plan.started_at)
-            wants_catchup = plan.catchup_passes == 0 if plan.mode == "full" else self.drift
+            # A full sync always gets one pass for what changed while it paged; any
+            # sync gets another while drift is seen (or after a resume, which may have
+            # missed drift while it was down).
+            wants_catchup = self.drift or (plan.mode == "full" and plan.catchup_passes == 0)
             if not wants_catchup or plan.catchup_passes >= self.catchup_passes:
                 return windows_end(plan.windows, plan.started_at)
             new = catchup_window(plan, self.now())
@@ -170,7 +173,11 @@ class Runner:
     @staticmethod
     def _cancel(pending: dict[int, asyncio.Task[PageBody]], restart: int) -> int:
         for task in pending.values():
-            task.cancel()
+            if task.done() and not task.cancelled():
+                if task.exception() is None:
+                    task.result().close()  # a downloaded body we no longer need
+            else:
+                task.cancel()
         pending.clear()
         return restart
 
