@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from nvdsync.mock import MockServer, generate, serve
 from support import quiet_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nvd"
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+PG_URL = os.environ.get("NVDSYNC_TEST_PG_URL", DEFAULT_PG_URL)
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
@@ -67,3 +72,35 @@ def generated_10k() -> list[bytes]:
 @pytest.fixture(scope="session")
 def real_records() -> list[bytes]:
     return (FIXTURES / "real-cves.jsonl").read_bytes().splitlines()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The PostgreSQL URL, after checking that the server answers."""
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_URL, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:
+        reason = f"PostgreSQL at {PG_URL} (NVDSYNC_TEST_PG_URL) is not reachable: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI must run the PostgreSQL tests")
+        pytest.skip(reason)
+    return PG_URL
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A URL whose connections see a new, empty schema (dropped afterwards)."""
+    import psycopg
+
+    schema = f"nvdsync_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = make_url(pg_server).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

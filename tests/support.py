@@ -19,7 +19,7 @@ def quiet_config(**overrides: Any) -> MockConfig:
     return MockConfig(**values)
 
 
-def make_settings(server: MockServer, db: Path, **overrides: Any) -> Settings:
+def make_settings(server: MockServer, db: Path | str, **overrides: Any) -> Settings:
     """Settings for a fast test sync: no client-side limit, tiny back-offs."""
     values: dict[str, Any] = {
         "db": str(db), "api_url": server.url, "rate_limit": "off",

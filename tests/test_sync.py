@@ -209,3 +209,19 @@ def test_sync_events_report_progress_per_page(mock_nvd, db_path):
     assert [e.records for e in events[:4]] == [250, 500, 750, 1000]
     assert events[3].total == 1000 and events[-1].pages == report.pages == 5
     assert events[-1].written == report.records_written == 1000
+
+
+@pytest.mark.postgres
+def test_full_and_incremental_sync_into_postgresql(mock_nvd, pg_url):
+    server = mock_nvd(generate(3000, seed=10))
+    settings = make_settings(server, pg_url, page_size=700)
+    report = sync(settings)
+    assert report.ok and report.records_written == 3000
+    store = open_store(pg_url)
+    try:
+        assert [json.loads(r) for r in store.iter_raw()] == mock_values(server)
+        server.dataset.modify(mock_values(server)[10]["id"])
+        assert sync(settings).mode == "incremental"
+        assert [json.loads(r) for r in store.iter_raw()] == mock_values(server)
+    finally:
+        store.close()
