@@ -336,7 +336,8 @@ def test_escaped_cpe_in_json_text() -> None:
     ids=["bytes", "bytearray", "memoryview", "Raw"],
 )
 def test_raw_is_kept_exactly(wrap: Any) -> None:
-    raw = b'{"id":"CVE-2024-0001","published":"p","lastModified":"m", "x" : [ 1 ] }'
+    raw = (b'{"id":"CVE-2024-0001","published":"2024-01-02T03:04:05.678",'
+           b'"lastModified":"2024-02-03T04:05:06.789", "x" : [ 1 ] }')
     r = normalize(wrap(raw))
     assert isinstance(r, CveRecord)
     assert type(r.raw) is bytes
@@ -352,7 +353,8 @@ def test_raw_is_kept_exactly(wrap: Any) -> None:
         (b"not json", "invalid JSON", None),
         (b"", "invalid JSON", None),
         (b'{"id":"CVE-2024-0001","published":"p"', "invalid JSON", None),  # truncated
-        (b'{"id":"CVE-2024-0001","published":"p","lastModified":"m"} x', "invalid JSON", None),
+        (b'{"id":"CVE-2024-0001","published":"2024-01-02T03:04:05.678",'
+         b'"lastModified":"2024-02-03T04:05:06.789"} x', "invalid JSON", None),
         (b'\xff{"id":"CVE-2024-0001"}', "invalid JSON", None),
         (b"[1, 2]", "Expected `object`, got `array`", None),
     ],
@@ -455,3 +457,23 @@ def test_malformed_criteria_does_not_fail_the_record() -> None:
     r = normalize(_enc(_minimal(configurations=[{"nodes": [{"cpeMatch": [match]}]}])))
     assert isinstance(r, CveRecord)
     assert r.cpe_matches == (CpeMatch("not a cpe", None, None, None, None, True),)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("published", "N/A"), ("lastModified", "2024-13"), ("lastModified", "9999-99-99T99")],
+)
+def test_malformed_timestamps_are_quarantined(field: str, value: str) -> None:
+    """Text comparison keeps the newest copy, so "N/A" must never reach the store."""
+    record = {"id": "CVE-2024-0001", "published": "2024-01-02T03:04:05.678",
+              "lastModified": "2024-02-03T04:05:06.789", field: value}
+    result = normalize(msgspec.json.encode(record))
+    assert isinstance(result, Quarantined)
+    assert field in result.reason and result.cve_id == "CVE-2024-0001"
+
+
+def test_a_non_cve_id_is_quarantined() -> None:
+    record = {"id": "not-a-cve", "published": "2024-01-02T03:04:05.678",
+              "lastModified": "2024-02-03T04:05:06.789"}
+    result = normalize(msgspec.json.encode(record))
+    assert isinstance(result, Quarantined) and "not a CVE id" in result.reason

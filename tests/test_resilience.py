@@ -281,3 +281,81 @@ def test_a_second_sync_on_the_same_mirror_is_refused(mock_nvd, db_path):
     assert "another nvdsync sync" in result.stderr
     assert server.stats.requests == 0
     assert sync(make_settings(server, db_path)).ok  # the lock is gone with its holder
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_pages_shorter_than_asked_leave_no_gap(mock_nvd, tmp_path, workers):
+    """A server (or proxy) that serves fewer records than resultsPerPage asks for."""
+    server = mock_nvd(generate(1000, seed=24))
+    original = server.dataset.page
+
+    def capped(query):  # type: ignore[no-untyped-def]
+        page = original(query)
+        return type(page)(page.total, page.records[:37])
+
+    server.dataset.page = capped  # type: ignore[method-assign]
+    db = tmp_path / f"short{workers}.sqlite"
+    report = sync(make_settings(server, db, page_size=100, workers=workers))
+    assert report.ok and report.records_written == 1000
+    assert export_values(db) == mock_values(server)
+
+
+def test_a_record_joining_the_window_behind_the_cursor_is_not_lost(mock_nvd, db_path):
+    data = generate(300, seed=25)
+    ordered = sorted(data, key=lambda r: (msgspec.json.decode(r)["published"],
+                                          msgspec.json.decode(r)["id"]))
+    # The 10 oldest keep old lastModified values (outside the window); the rest are recent.
+    server = mock_nvd(ordered[:10] + recent(ordered[10:], days_ago=1))
+    set_watermark(db_path, datetime.now(UTC) - timedelta(days=2))
+    ids = [msgspec.json.decode(r)["id"] for r in ordered]
+    original = server.dataset.page
+    state = {"done": False}
+
+    def shift(query):  # type: ignore[no-untyped-def]
+        page = original(query)
+        if query.start_index == 50 and not state["done"]:
+            state["done"] = True
+            server.dataset.modify(ids[200])  # two leave the window (modified now) ...
+            server.dataset.modify(ids[250])
+            # ... and an old record joins it, sorted far behind the cursor.
+            server.dataset.modify(ids[3], when=datetime.now(UTC) - timedelta(hours=12))
+        return page
+
+    server.dataset.page = shift  # type: ignore[method-assign]
+    report = sync(make_settings(server, db_path, page_size=50))
+    assert report.ok
+    stored = {v["id"]: v for v in export_values(db_path)}
+    assert ids[3] in stored  # only found by reading the window again
+    current = {v["id"]: v for v in mock_values(server)}
+    assert stored[ids[3]] == current[ids[3]]
+    assert stored[ids[200]] == current[ids[200]]  # its new version, via catch-up
+
+
+def test_verify_repair_under_the_servers_limit_draws_no_403(mock_nvd, db_path):
+    records = recent(generate(400, seed=26), days_ago=30)
+    server = mock_nvd(records)
+    assert sync(make_settings(server, db_path)).ok
+    victim = mock_values(server)[123]["id"]
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("DELETE FROM cves WHERE id = ?", (victim,))
+    server.config.rate_limit_anonymous = (5, 3.0)
+    since = min(v["published"] for v in mock_values(server))[:10]
+    result = runner.invoke(app, ["verify", "--repair", "--from", since, "--db", str(db_path),
+                                 "--api-url", server.url, "--rate-limit", "5/3", "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert server.stats.forbidden == 0
+    assert export_values(db_path) == mock_values(server)
+
+
+def test_verify_repair_reports_what_it_could_not_fix(mock_nvd, db_path):
+    server = mock_nvd(generate(300, seed=27))
+    assert sync(make_settings(server, db_path)).ok
+    gone = mock_values(server)[50]["id"]
+    server.dataset.delete(gone)  # NVD no longer serves it; the mirror still has it
+    base = ["--db", str(db_path), "--api-url", server.url, "--rate-limit", "off", "--json"]
+    result = runner.invoke(app, ["verify", "--repair", *base])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["repair"]["outcome"] == "success"
+    assert [(m["local"] - m["remote"]) for m in report["remaining"]] == [1]

@@ -225,3 +225,16 @@ def test_full_and_incremental_sync_into_postgresql(mock_nvd, pg_url):
         assert [json.loads(r) for r in store.iter_raw()] == mock_values(server)
     finally:
         store.close()
+
+
+def test_the_same_bad_record_is_quarantined_once(mock_nvd, db_path, real_records):
+    bad = json.loads(real_records[0])
+    del bad["lastModified"]
+    server = mock_nvd([json.dumps(bad).encode(), *real_records[1:]])
+    assert sync(make_settings(server, db_path)).records_quarantined == 1
+    assert sync(make_settings(server, db_path), full=True).ok  # sees it again
+    store = open_store(str(db_path))
+    try:
+        assert store.status().quarantined == 1
+    finally:
+        store.close()

@@ -141,6 +141,8 @@ def sync_cmd(
             fail(str(exc), 2)
         except NvdSyncError as exc:
             fail(str(exc), 1)
+        except OSError as exc:
+            fail(f"sync failed: {exc}", 1, "the mirror is consistent; the next sync resumes")
     print_sync_report(report, as_json=json_out)
 
 

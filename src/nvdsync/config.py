@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     backoff_base: float = Field(default=2.0, ge=0)
     backoff_max: float = Field(default=120.0, ge=0)
     timeout: float = Field(default=180.0, gt=0)  # NVD pages can take 60 s+ under load
+    # A whole page (headers and body) must arrive within this: a body trickling in
+    # slower than `timeout` per read would otherwise hold a page forever.
+    page_deadline: float = Field(default=900.0, gt=0)
     overlap_minutes: float = Field(default=60.0, ge=0)
     catchup_passes: int = Field(default=3, ge=1, le=10)
     spool_kb: int = Field(default=1024, ge=0)  # page bytes kept in RAM before a temp file

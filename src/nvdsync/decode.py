@@ -180,8 +180,9 @@ def _records(reader: _Reader, header: PageHeader) -> Iterator[bytes]:
         search = tail - consumed
     rest = bytes(reader.buf[reader.pos :]).rstrip()
     if not rest.endswith(b"]}"):
-        raise ParseError(f"page at startIndex={header.start_index} ends without closing "
-                         "its envelope: the body was cut short")
+        # Cut short, or a valid envelope with keys after the array: decoding the whole
+        # body tells the two apart (and raises ParseError for the first).
+        raise NotCompact("the body does not end with the vulnerabilities array")
     last = rest[:-2].rstrip()
     if last:
         seen += 1

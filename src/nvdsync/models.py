@@ -113,6 +113,7 @@ class Window(msgspec.Struct):
     next_index: int = 0  # first startIndex not yet committed
     total: int | None = None  # totalResults last seen
     done: bool = False
+    repages: int = 0  # times re-read because its result set moved while paging
 
 
 class SyncPlan(msgspec.Struct):
@@ -124,6 +125,9 @@ class SyncPlan(msgspec.Struct):
     windows: list[Window]
     page_size: int = 2000
     catchup_passes: int = 0  # catch-up windows appended so far
+    # False when the windows do not start at or before the watermark (``--since``
+    # later than it): completing them must not claim the gap before them.
+    advance_watermark: bool = True
 
 
 class RunInfo(msgspec.Struct):

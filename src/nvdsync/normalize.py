@@ -17,6 +17,8 @@ private Structs skip GC tracking, and the output is built with plain loops.
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from nvdsync.models import CpeMatch, CveRecord, CvssScore, Kev, Quarantined, Reference
@@ -142,6 +144,15 @@ def normalize(raw: RawCve) -> CveRecord | Quarantined:
         return Quarantined(raw=data, reason="missing published", cve_id=cve_id)
     if not cve.lastModified:
         return Quarantined(raw=data, reason="missing lastModified", cve_id=cve_id)
+    # Stores compare these as text to keep the newest copy, so a malformed value
+    # ("N/A" sorts after every date) would replace good data and block later updates.
+    for name, value in (("published", cve.published), ("lastModified", cve.lastModified)):
+        if not _NVD_TIME.fullmatch(value):
+            return Quarantined(raw=data, reason=f"{name} {value[:40]!r} is not an NVD "
+                               "timestamp (YYYY-MM-DDTHH:MM:SS.mmm)", cve_id=cve_id)
+    if not _CVE_ID.fullmatch(cve_id):
+        return Quarantined(raw=data, reason=f"id {cve_id[:40]!r} is not a CVE id",
+                           cve_id=None)
 
     metrics = cve.metrics
     if metrics is None:
@@ -192,6 +203,10 @@ def split_cpe(criteria: str) -> tuple[str | None, str | None, str | None, str | 
 # --- Helpers ------------------------------------------------------------------------
 
 _NO_PARTS: tuple[None, None, None, None] = (None, None, None, None)
+# NVD's form is always millisecond precision without an offset; fewer digits are
+# accepted (still sortable as text), anything else is quarantined.
+_NVD_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?")
+_CVE_ID = re.compile(r"CVE-\d{4}-\d{4,}")
 
 
 def _recover_id(data: bytes) -> str | None:

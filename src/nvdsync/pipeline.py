@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from nvdsync.decode import NotCompact, decode_page, iter_records, open_page
-from nvdsync.errors import BadRequest, ParseError
+from nvdsync.errors import BadRequest, ParseError, SyncIncomplete
 from nvdsync.models import CveRecord, Quarantined, SyncPlan, Window
 from nvdsync.normalize import normalize
 from nvdsync.plan import catchup_window, windows_end
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 FALLBACK_PAGE_SIZE = 1000  # what NVD accepts when it refuses 2000 (nvd-api.md §7)
 MAX_EMPTY_PAGES = 3
+MAX_REPAGES = 3  # re-reads of a window whose result set kept moving
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,11 @@ class Runner:
             for index, window in enumerate(plan.windows):
                 if not window.done:
                     await self._page_window(plan, index)
+            unfinished = [w for w in plan.windows if not w.done]
+            if unfinished:  # never move the watermark past a window we did not finish
+                raise SyncIncomplete(f"{len(unfinished)} window(s) did not complete, first "
+                                     f"{_describe(unfinished[0])} at startIndex="
+                                     f"{unfinished[0].next_index}")
             if plan.mode == "repair":
                 return windows_end(plan.windows, plan.started_at)
             # A full sync always gets one pass for what changed while it paged; any
@@ -127,6 +133,7 @@ class Runner:
         log.info("%s: paging from startIndex=%d", label, window.next_index)
         pending: dict[int, asyncio.Task[PageBody]] = {}
         fresh = False  # seen a page of this window in this run: its total is current
+        unstable = False  # totalResults changed while we paged this window
         empty_pages = 0
         scheduled = window.next_index
         try:
@@ -139,6 +146,23 @@ class Runner:
                     scheduled += plan.page_size
                 cursor = window.next_index
                 task = pending.pop(cursor, None)
+                if task is None and not window.done:
+                    # A short page left the cursor between scheduled pages: fetch on
+                    # from the cursor (a page that comes back empty is counted below).
+                    scheduled = self._cancel(pending, cursor)
+                    continue
+                if task is None and unstable and window.repages < MAX_REPAGES:
+                    # Records joined or left the window while we paged: the cursor
+                    # rewinds cover records that left, but one that joined behind the
+                    # cursor is only found by reading the window again.
+                    window.repages += 1
+                    window.next_index, window.total, window.done = 0, None, False
+                    log.warning("%s: totalResults changed while paging; reading the "
+                                "window again (%d/%d)", label, window.repages, MAX_REPAGES)
+                    await self.db(self.store.save_plan, plan)
+                    fresh = unstable = False
+                    scheduled, empty_pages = 0, 0
+                    continue
                 if task is None:
                     break  # nothing left to fetch: the window is complete
                 try:
@@ -160,6 +184,7 @@ class Runner:
                                 step.header.total, cursor, window.next_index)
                     scheduled = self._cancel(pending, window.next_index)
                 self.drift = self.drift or step.drift
+                unstable = unstable or (step.changed and window.kind != "all")
                 empty_pages = empty_pages + 1 if not step.header.count and not window.done else 0
                 if empty_pages > MAX_EMPTY_PAGES:
                     raise ParseError(
@@ -289,6 +314,7 @@ class _Step:
     previous_total: int | None
     rewound: bool
     drift: bool
+    changed: bool  # totalResults differs from the previous page's
     written: int = 0
     quarantined: int = 0
 
@@ -301,13 +327,14 @@ class _Step:
             # Records ahead of us shifted down by the difference; re-read the stretch
             # that may have slid behind the cursor.
             next_index = max(0, start - (previous - header.total))
+        elif header.count == 0 and start < header.total:
+            next_index = start  # an empty page inside the result set: ask again
         else:
             next_index = start + header.count  # what we received, never the page size
-        if header.count == 0 and start < header.total:
-            next_index = start  # an empty page inside the result set: ask again
-        grew = previous is not None and header.total > previous and window.kind != "all"
+        changed = previous is not None and header.total != previous
+        grew = changed and header.total > (previous or 0) and window.kind != "all"
         return cls(header, (next_index, header.total, next_index >= header.total),
-                   previous, rewound, rewound or grew)
+                   previous, rewound, rewound or grew, changed)
 
 
 def _describe(window: Window) -> str:

@@ -39,15 +39,23 @@ def choose_plan(
     else: ``--since``, ``--restart``, or ``--full`` over a pending incremental plan.
     Without a watermark there is nothing to be incremental from, so the run is full.
     """
-    resumable = pending is not None and not restart and since is None
-    if resumable and pending is not None and (not full or pending.mode == "full"):
-        return pending, True
+    if pending is not None and pending.mode == "repair":
+        pending = None  # an interrupted `verify --repair`: rerun it, a sync should sync
+    if pending is not None and not restart:
+        if since is None and (not full or pending.mode == "full"):
+            return pending, True
+        if pending.mode == "full":
+            raise ConfigError("an interrupted full sync is pending: run `nvdsync sync` to "
+                              "finish it, or add --restart to discard it")
     started = format_nvd(now)
     if since is not None:
         if since > now:
             raise ConfigError(f"--since {since.isoformat()} is in the future; give a past time")
         windows = incremental_windows(since, now)
-        return SyncPlan(0, "incremental", started, windows, page_size), False
+        # Windows that start after the watermark leave a gap: keep the watermark.
+        advance = watermark is not None and since <= watermark
+        return SyncPlan(0, "incremental", started, windows, page_size,
+                        advance_watermark=advance), False
     if full or watermark is None:
         return SyncPlan(0, "full", started, [Window("all")], page_size), False
     windows = incremental_windows(min(watermark - overlap, now), now)

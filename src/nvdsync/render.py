@@ -170,5 +170,9 @@ def print_verify(report: VerifyReport, *, as_json: bool) -> None:
         _out.print(f"[red]mismatch[/] {m.start} -> {m.end}: local {m.local:,}, NVD {m.remote:,}")
     if report.repair is not None:
         print_sync_report(report.repair, as_json=False)
+        for m in report.remaining or ():
+            _out.print(f"[red]still differs after repair[/] {m.start} -> {m.end}: local "
+                       f"{m.local:,}, NVD {m.remote:,} (quarantined records, or records "
+                       "NVD no longer serves)")
     elif not report.mismatched:
         _out.print("[green]every window matches NVD[/]")

@@ -89,19 +89,21 @@ def sync(
 
 
 def build_source(
-    settings: Settings, client: httpx.AsyncClient
+    settings: Settings, client: httpx.AsyncClient, limiter: RateLimiter | None = None
 ) -> tuple[NvdSource, RetryPolicy, RateLimiter | None]:
-    """The NVD source with its shared limiter and retry policy, from settings."""
+    """The NVD source with its limiter (new, or shared) and retry policy, from settings."""
     from nvdsync.ratelimit import RateLimiter
     from nvdsync.retry import RetryPolicy
     from nvdsync.source.nvd import NvdSource
 
     rate = settings.rate()
-    limiter = RateLimiter(*rate) if rate is not None else None
+    if limiter is None and rate is not None:
+        limiter = RateLimiter(*rate)
     retry = RetryPolicy(max_retries=settings.max_retries, budget=settings.retry_budget,
                         base=settings.backoff_base, cap=settings.backoff_max, limiter=limiter)
     source = NvdSource(client, api_url=settings.api_url, api_key=settings.api_key_value(),
-                       limiter=limiter, spool_bytes=settings.spool_kb * 1024)
+                       limiter=limiter, spool_bytes=settings.spool_kb * 1024,
+                       deadline=settings.page_deadline)
     return source, retry, limiter
 
 
@@ -126,11 +128,12 @@ async def sync_async(
     on_page: Callable[[PageEvent], None] | None = None,
     now: Callable[[], datetime] = _utcnow,
     repair: list[Window] | None = None,
+    limiter: RateLimiter | None = None,
 ) -> SyncReport:
     """Run one sync. Returns a successful report or raises SyncIncomplete.
 
     ``repair`` re-fetches the given windows only (``verify --repair``): the watermark
-    is left alone.
+    is left alone. ``limiter`` shares a rate limiter with requests made before.
     """
     from nvdsync.memory import MemoryMonitor
     from nvdsync.pipeline import Runner
@@ -148,7 +151,7 @@ async def sync_async(
     own_client = client is None
     if client is None:
         client = make_client(settings)
-    source, retry, limiter = build_source(settings, client)
+    source, retry, limiter = build_source(settings, client, limiter)
     runner = Runner(store=store, source=source, retry=retry, monitor=monitor,
                     batch_size=settings.batch_size, workers=settings.workers,
                     catchup_passes=settings.catchup_passes, now=now, on_page=on_page)
@@ -185,17 +188,23 @@ async def sync_async(
         outcome, error = "failed", None
         try:
             watermark = await runner.run(plan, resumed=resumed)
-            if plan.mode == "repair":
+            if plan.mode == "repair" or not plan.advance_watermark:
                 await runner.db(store.save_plan, None)
+                kept = await runner.db(store.get_watermark)
+                report.watermark = kept.isoformat() if kept else None
             else:
                 await runner.db(store.complete_sync, watermark)
-            report.watermark = watermark.isoformat()
+                report.watermark = watermark.isoformat()
             outcome = "success"
         except NvdSyncError as exc:
             error = str(exc)
             log.error("sync failed, watermark unchanged: %s", exc)
         except (KeyboardInterrupt, asyncio.CancelledError):
             outcome, error = "interrupted", "interrupted by the user"
+            raise
+        except Exception as exc:  # a bug or the OS (disk full): still record why
+            error = f"{type(exc).__name__}: {exc}"
+            log.error("sync failed, watermark unchanged: %s", error)
             raise
         finally:
             stats = monitor.stats()

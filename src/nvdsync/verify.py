@@ -46,11 +46,13 @@ class VerifyReport(msgspec.Struct):
     local_total: int
     mismatched: list[WindowCount]
     repair: SyncReport | None = None
+    remaining: list[WindowCount] | None = None  # still disagreeing after the repair
 
     @property
     def ok(self) -> bool:
-        repaired = self.repair is not None and self.repair.ok
-        return not self.mismatched or repaired
+        if self.repair is not None:
+            return self.repair.ok and not self.remaining
+        return not self.mismatched
 
 
 def verify(settings: Settings, **kwargs: object) -> VerifyReport:
@@ -76,29 +78,40 @@ async def verify_async(
     store = store if store is not None else open_store(settings.db)
     client = client if client is not None else make_client(settings)
     try:
-        source, retry, _ = build_source(settings, client)
-        windows = split(start or NVD_EPOCH, now())
-        mismatched: list[WindowCount] = []
-        for lo, hi in windows:
+        source, retry, limiter = build_source(settings, client)
+
+        async def check(lo: datetime, hi: datetime) -> WindowCount:
             window = Window("pub", format_nvd(lo), format_nvd(hi))
 
-            async def remote_count(window: Window = window) -> int:
+            async def remote_count() -> int:
                 with await source.fetch(window, 0, 1) as body:
                     return decode_page(body.read(), start_index=0).header.total
 
             remote = await retry.run(f"count of {window.start}", remote_count)
             local = store.count_published(nvd_text(lo), nvd_text(hi))
-            if local != remote:
+            return WindowCount(window.start or "", window.end or "", local, remote)
+
+        windows = split(start or NVD_EPOCH, now())
+        mismatched = []
+        for lo, hi in windows:
+            counted = await check(lo, hi)
+            if counted.local != counted.remote:
                 log.warning("published %s -> %s: local %d, NVD %d",
-                            window.start, window.end, local, remote)
-                mismatched.append(WindowCount(window.start or "", window.end or "",
-                                              local, remote))
+                            counted.start, counted.end, counted.local, counted.remote)
+                mismatched.append(counted)
         report = VerifyReport(len(windows), store.count(), mismatched)
         if repair and mismatched:
             report.repair = await sync_async(
-                settings, client=client, store=store, now=now,
+                settings, client=client, store=store, now=now, limiter=limiter,
                 repair=[Window("pub", m.start, m.end) for m in mismatched],
             )
+            # Count again: a repair can only add what NVD serves, so a window with
+            # more local records than NVD, or a quarantined record, still disagrees.
+            report.remaining = [
+                again for m in mismatched
+                if (again := await check(parse_when(m.start), parse_when(m.end))).local
+                != again.remote
+            ]
         return report
     finally:
         if own_client:

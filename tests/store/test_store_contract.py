@@ -131,7 +131,11 @@ def test_quarantine_rows_and_counts(store: SqlStore, make_record: MakeRecord) ->
         Quarantined(raw=b"{}", reason="no id"),
     ]
     assert store.write_batch([make_record("CVE-2024-0001")], held) == 1
-    assert store.write_batch([], held[:1]) == 0
+    assert store.write_batch([], held[:1]) == 0  # the same bad record, seen again
+    assert store.status().quarantined == 2
+    other = Quarantined(raw=b'{"id":"CVE-2024-0009","x"', reason="truncated JSON",
+                        cve_id="CVE-2024-0009")  # same id, different text: kept
+    store.write_batch([], [other])
     assert store.status().quarantined == 3
     assert store.count() == 1
 

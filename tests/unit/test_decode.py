@@ -75,11 +75,21 @@ def test_streamed_empty_page():
 
 
 @pytest.mark.parametrize("cut", [0.3, 0.9, 0.999])
-def test_streamed_cut_body_raises_parse_error_before_the_end(real_records, cut):
-    body = envelope(real_records[:30])
-    _, items = open_page(io.BytesIO(body[: int(len(body) * cut)]), start_index=0)
-    with pytest.raises(ParseError, match=r"cut short|holds"):
+def test_streamed_cut_body_is_refused_and_the_whole_decode_says_why(real_records, cut):
+    body = envelope(real_records[:30])[: int(len(envelope(real_records[:30])) * cut)]
+    _, items = open_page(io.BytesIO(body), start_index=0)
+    with pytest.raises((ParseError, NotCompact)):
         list(items)
+    with pytest.raises(ParseError, match="not a complete NVD envelope"):
+        decode_page(body, start_index=0)
+
+
+def test_keys_after_the_array_fall_back_to_the_whole_decode(real_records):
+    body = envelope(real_records[:3])[:-1] + b',"extra":1}'
+    _, items = open_page(io.BytesIO(body), start_index=0)
+    with pytest.raises(NotCompact):
+        list(items)
+    assert len(decode_page(body, start_index=0)) == 3
 
 
 def test_streamed_count_mismatch_is_a_parse_error(real_records):

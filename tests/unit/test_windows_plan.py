@@ -72,7 +72,10 @@ def test_pending_plan_is_resumed_unless_told_otherwise():
     assert plan_for(pending=pending) == (pending, True)
     assert plan_for(pending=pending, full=True) == (pending, True)
     assert plan_for(pending=pending, restart=True)[1] is False
-    assert plan_for(pending=pending, since=NOW - timedelta(days=1))[0].mode == "incremental"
+    with pytest.raises(ConfigError, match="interrupted full sync"):
+        plan_for(pending=pending, since=NOW - timedelta(days=1))
+    forced = plan_for(pending=pending, since=NOW - timedelta(days=1), restart=True)[0]
+    assert forced.mode == "incremental" and not forced.advance_watermark  # no watermark
     inc = SyncPlan(7, "incremental", format_nvd(NOW), [Window("lastmod", "a", "b")])
     assert plan_for(pending=inc, full=True)[0].mode == "full"
 
@@ -87,3 +90,16 @@ def test_catchup_starts_where_the_plan_coverage_ends():
     windows = catchup_window(plan, NOW)
     assert parse_when(windows[0].start) == NOW - timedelta(hours=2)
     assert parse_when(windows[-1].end) == NOW
+
+
+def test_since_after_the_watermark_does_not_move_it():
+    watermark = NOW - timedelta(days=5)
+    late = plan_for(watermark=watermark, since=NOW - timedelta(days=1))[0]
+    early = plan_for(watermark=watermark, since=NOW - timedelta(days=9))[0]
+    assert not late.advance_watermark and early.advance_watermark
+
+
+def test_an_interrupted_repair_is_not_resumed_by_sync():
+    repair = SyncPlan(3, "repair", format_nvd(NOW), [Window("pub", "a", "b")])
+    plan, resumed = plan_for(pending=repair, watermark=NOW - timedelta(days=1))
+    assert plan.mode == "incremental" and not resumed

@@ -8,6 +8,7 @@ waiting for the writer never pile up in memory.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
 from typing import IO, TYPE_CHECKING
@@ -47,6 +48,7 @@ class NvdSource:
         api_key: str | None = None,
         limiter: RateLimiter | None = None,
         spool_bytes: int = 1 << 20,
+        deadline: float = 900.0,
     ) -> None:
         self.client = client
         self.api_url = api_url
@@ -55,6 +57,7 @@ class NvdSource:
             self._headers["apiKey"] = api_key
         self.limiter = limiter
         self.spool_bytes = spool_bytes
+        self.deadline = deadline
         self.requests = 0
         self.bytes_received = 0
 
@@ -76,7 +79,7 @@ class NvdSource:
         spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=self.spool_bytes)  # noqa: SIM115
         try:
             self.requests += 1
-            async with self.client.stream(
+            async with asyncio.timeout(self.deadline), self.client.stream(
                 "GET", self.api_url, params=params, headers=self._headers
             ) as response:
                 if slot is not None:
@@ -85,6 +88,10 @@ class NvdSource:
                 async for chunk in response.aiter_bytes():
                     spool.write(chunk)
                     self.bytes_received += len(chunk)
+        except TimeoutError as exc:
+            spool.close()
+            raise TransportError(f"page at startIndex={start_index} took longer than "
+                                 f"{self.deadline:g}s") from exc
         except httpx.TimeoutException as exc:
             spool.close()
             raise TransportError(f"timed out fetching startIndex={start_index}: {exc!r}") from exc

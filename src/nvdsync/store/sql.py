@@ -182,10 +182,23 @@ class SqlStore:
             ]
             if keep:
                 self._replace(conn, keep, [rows[r.id] for r in keep], stored)
-            self._insert_quarantine.run(conn, held)
+            fresh = [row for row in held if not self._already_held(conn, row[0], row[2])]
+            if fresh:
+                self._insert_quarantine.run(conn, fresh)
             if plan_text is not None:
                 conn.execute(self._upsert_state, {"key": _PLAN, "value": plan_text})
         return len(keep)
+
+    @staticmethod
+    def _already_held(conn: Connection, cve_id: str | None, blob: bytes) -> bool:
+        """The same bad record comes back on every retry, re-page and resume: keep one.
+
+        Quarantine is rare, so an unindexed blob comparison costs nothing in practice.
+        """
+        same_id = quarantine.c.cve_id.is_(None) if cve_id is None else (
+            quarantine.c.cve_id == cve_id)
+        query = select(quarantine.c.id).where(same_id, quarantine.c.raw == blob).limit(1)
+        return conn.execute(query).first() is not None
 
     def _replace(
         self,
