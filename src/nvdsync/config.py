@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     page_deadline: float = Field(default=900.0, gt=0)
     overlap_minutes: float = Field(default=60.0, ge=0)
     catchup_passes: int = Field(default=3, ge=1, le=10)
-    spool_kb: int = Field(default=1024, ge=0)  # page bytes kept in RAM before a temp file
+    spool_kb: int = Field(default=1024, ge=1)  # page bytes kept in RAM before a temp file
     memory_warning_mb: float = Field(default=1024.0, gt=0)
     memory_critical_mb: float = Field(default=2048.0, gt=0)
     auto_gc: bool = True

@@ -136,22 +136,24 @@ class Runner:
         unstable = False  # totalResults changed while we paged this window
         empty_pages = 0
         scheduled = window.next_index
+
+        def read_ahead(cursor_downloading: bool) -> None:
+            # Up to `workers` downloads at once, counting the cursor's own: pages
+            # ahead download while this one is committed, once this run knows the
+            # window's total.
+            nonlocal scheduled
+            room = self.workers - cursor_downloading
+            while fresh and len(pending) < room and scheduled < (window.total or 0):
+                pending[scheduled] = self._spawn(window, scheduled, plan.page_size)
+                scheduled += plan.page_size
+
         try:
             while True:
-                depth = self.workers if fresh else 1
-                while len(pending) < depth and (not fresh or scheduled < (window.total or 0)):
-                    pending[scheduled] = asyncio.create_task(
-                        self._download(window, scheduled, plan.page_size)
-                    )
-                    scheduled += plan.page_size
                 cursor = window.next_index
                 task = pending.pop(cursor, None)
-                if task is None and not window.done:
-                    # A short page left the cursor between scheduled pages: fetch on
-                    # from the cursor (a page that comes back empty is counted below).
-                    scheduled = self._cancel(pending, cursor)
-                    continue
-                if task is None and unstable and window.repages < MAX_REPAGES:
+                if task is None and window.done:
+                    if not (unstable and window.repages < MAX_REPAGES):
+                        break  # the window is complete
                     # Records joined or left the window while we paged: the cursor
                     # rewinds cover records that left, but one that joined behind the
                     # cursor is only found by reading the window again.
@@ -161,12 +163,18 @@ class Runner:
                                 "window again (%d/%d)", label, window.repages, MAX_REPAGES)
                     await self.db(self.store.save_plan, plan)
                     fresh = unstable = False
-                    scheduled, empty_pages = 0, 0
+                    empty_pages = 0
                     continue
                 if task is None:
-                    break  # nothing left to fetch: the window is complete
+                    # Nothing downloading at the cursor: the window's first page, or a
+                    # short page left the cursor between pages scheduled ahead.
+                    self._cancel(pending, cursor)
+                    task = self._spawn(window, cursor, plan.page_size)
+                    scheduled = cursor + plan.page_size
+
+                read_ahead(not task.done())
                 try:
-                    step = await self._page(plan, index, cursor, task)
+                    step = await self._page(plan, index, cursor, task, read_ahead)
                 except BadRequest as exc:
                     if "resultsperpage" not in exc.nvd_message.lower():
                         raise
@@ -206,14 +214,18 @@ class Runner:
         pending.clear()
         return restart
 
-    async def _download(self, window: Window, start: int, size: int) -> PageBody:
-        return await self.retry.run(
+    def _spawn(self, window: Window, start: int, size: int) -> asyncio.Task[PageBody]:
+        return asyncio.create_task(self.retry.run(
             f"download of startIndex={start}", lambda: self.source.fetch(window, start, size)
-        )
+        ))
 
     async def _page(self, plan: SyncPlan, index: int, cursor: int,
-                    prefetched: asyncio.Task[PageBody]) -> _Step:
-        """Commit the page at ``cursor``; a body that fails to decode is fetched again."""
+                    prefetched: asyncio.Task[PageBody],
+                    downloaded: Callable[[bool], None]) -> _Step:
+        """Commit the page at ``cursor``; a body that fails to decode is fetched again.
+
+        ``downloaded(False)`` runs once its body is in, before the commit starts.
+        """
         window = plan.windows[index]
         first: asyncio.Task[PageBody] | None = prefetched
 
@@ -223,6 +235,8 @@ class Runner:
                 body, first = await first, None
             else:
                 body = await self.source.fetch(window, cursor, plan.page_size)
+            downloaded(False)
+            self.monitor.sample()  # the peak is often here: a body just spooled
             with body:
                 return await self.db(self._write_page, plan, index, body, cursor)
 
@@ -292,6 +306,7 @@ class Runner:
                 window.next_index, window.total, window.done = before
                 raise
         step.quarantined += len(bad)
+        self.monitor.sample()  # cheap (one /proc read); keeps the reported peak honest
         log.debug("batch committed: %d records, %d quarantined", len(records), len(bad))
 
     def _report(self, plan: SyncPlan, index: int) -> None:
