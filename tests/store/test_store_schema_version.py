@@ -57,14 +57,20 @@ def test_new_database_is_created_at_head(db: str) -> None:
     assert _execute(db, "SELECT version_num FROM alembic_version") == [[(HEAD_REVISION,)]]
 
 
-def test_migrated_schema_matches_metadata(db: str) -> None:
+def test_migrations_build_the_same_schema_as_metadata(db: str) -> None:
+    """New databases are made with create_all (no Alembic import); upgraded ones by
+    the migrations. Both must end up with the same schema."""
+    from alembic import command
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    open_store(db).close()
+    with _connect(db) as conn:
+        command.upgrade(alembic_config(conn), "head")
     with _connect(db) as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), metadata)
         assert diffs == []
+    with open_store(db) as store:  # and the store accepts the migrated database
+        assert store.count() == 0
 
 
 def test_database_behind_is_upgraded(db: str) -> None:
@@ -104,10 +110,12 @@ def test_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
         open_store(str(path))
 
 
-def test_opening_an_up_to_date_database_is_cheap(tmp_path: Path) -> None:
-    """Neither Alembic nor psycopg is imported to open a current SQLite database."""
+@pytest.mark.parametrize("exists", [True, False], ids=["current", "new"])
+def test_opening_a_current_or_new_database_is_cheap(tmp_path: Path, exists: bool) -> None:
+    """Neither Alembic nor psycopg is imported to open a current or new SQLite database."""
     path = tmp_path / "mirror.db"
-    open_store(str(path)).close()
+    if exists:
+        open_store(str(path)).close()
     probe = (
         "import sys\n"
         "from nvdsync.store import open_store\n"

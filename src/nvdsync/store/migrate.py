@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import inspect, text
+from sqlalchemy import Column, MetaData, String, Table, inspect, text
 
 from nvdsync.errors import StoreError
 from nvdsync.store.engine import WRITE, translate_errors
@@ -75,7 +75,9 @@ def ensure_schema(engine: Engine, location: str) -> None:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
             revisions = _read_revisions(conn, location)
-            if revisions != [HEAD_REVISION]:
+            if not revisions:
+                _create(conn, location)
+            elif revisions != [HEAD_REVISION]:
                 _check_known(revisions, location)
                 _upgrade(conn, revisions, location)
 
@@ -114,6 +116,23 @@ def _check_known(revisions: list[str], location: str) -> None:
                 f"know (it knows up to {HEAD_REVISION!r}): the database was written by "
                 "a newer nvdsync. Upgrade nvdsync to use it."
             )
+
+
+def _create(conn: Connection, location: str) -> None:
+    """A new database: create the current schema and stamp it, as Alembic advises.
+
+    Done without importing Alembic, whose modules (~12 MB) would otherwise stay
+    resident through the first, longest sync. A test checks that the migrations and
+    ``schema.metadata`` produce the same schema.
+    """
+    from nvdsync.store.schema import metadata
+
+    log.info("creating the nvdsync schema %s in %s", HEAD_REVISION, location)
+    metadata.create_all(conn)
+    version = Table(_VERSION_TABLE, MetaData(),
+                    Column("version_num", String(32), primary_key=True))
+    version.create(conn, checkfirst=True)  # left empty by a downgrade to base
+    conn.execute(version.insert().values(version_num=HEAD_REVISION))
 
 
 def _upgrade(conn: Connection, revisions: list[str], location: str) -> None:
