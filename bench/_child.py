@@ -151,7 +151,7 @@ def run_nvdsync(spec: dict[str, Any], probe: Probe) -> dict[str, Any]:
         db=spec["db"], api_url=spec["api_url"], rate_limit=spec["rate_limit"],
         page_size=spec["page_size"], workers=spec["workers"], batch_size=spec["batch_size"],
     )
-    # Create the schema before the clock starts. On a new database this imports Alembic
+    # Create the schema before the clock starts (new databases: create_all, no Alembic)
     # (~12 MB that stay resident), as a first `nvdsync sync` does; with "premigrated"
     # the parent created the schema in another process, as for a later sync.
     store = nvdsync.store.open_store(spec["db"])

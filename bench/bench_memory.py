@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print("mock NVD in its own process; client and mock rate limits off; "
               f"{args.repeat} run(s) per contender, each in a fresh interpreter")
         database = ("existing (schema created by another process)" if args.premigrated
-                    else "new (nvdsync migrates it with Alembic before the clock starts)")
+                    else "new (nvdsync creates its schema before the clock starts)")
         print(f"nvdsync database: {database}")
         print(f"before: {load()}\n")
         if total != args.records:

@@ -4,7 +4,7 @@ Runs one nvdsync full sync (in a fresh child, the mock NVD in its own process) a
 prints:
 
 1. the RSS cost of what the baseline holds: the interpreter, each heavy import, the
-   settings and opening a new database (which imports Alembic to create the schema);
+   settings and opening a new database (its schema is created with create_all);
 2. an RSS timeline of the first pages, marked at stage boundaries (download spooled,
    page header read, batches written, page committed; a whole-page decode if the
    pipeline falls back to one), each with the highest RSS seen since the previous
@@ -94,7 +94,7 @@ def child(spec: dict[str, Any]) -> None:
 
     settings = load_settings(db=spec["db"], api_url=spec["url"], rate_limit="off",
                              page_size=2000)
-    step("open_store() on a new database (Alembic)", lambda: open_store(spec["db"]).close())
+    step("open_store() on a new database", lambda: open_store(spec["db"]).close())
 
     marks: list[tuple[str, float, float]] = []
     high = [0.0]
