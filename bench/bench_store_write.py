@@ -1,6 +1,6 @@
 """Write/read throughput of the store (a script, not a test: no timing is asserted).
 
-    .venv/bin/python tests/store/bench_write.py [DB] [--records N] [--batch B]
+    .venv/bin/python bench/bench_store_write.py [DB] [--records N] [--batch B]
 
 Writes N synthetic records (default 20,000: ~4.4 KB of JSON each, 5 CPE matches,
 6 references, 1-2 CWEs) in batches of B (default 50), then replaces them all with
