@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from nvdsync import logs
@@ -130,6 +131,9 @@ def print_status(status: StoreStatus, *, as_json: bool) -> None:
                       str(run.records_quarantined), str(run.retries),
                       f"{run.peak_rss_mb:.1f}" if run.peak_rss_mb is not None else "")
     _out.print(table)
+    last = status.runs[0]
+    if last.outcome != "success" and last.error:
+        _out.print(f"[red]run {last.id} {last.outcome}:[/] {escape(last.error)}")
 
 
 def print_record(record: CveRecord) -> None:
