@@ -137,18 +137,20 @@ def print_status(status: StoreStatus, *, as_json: bool) -> None:
 
 
 def print_record(record: CveRecord) -> None:
-    _out.print(f"[bold]{record.id}[/]  {record.vuln_status or ''}")
+    # NVD text is printed with markup off (or escaped): it may contain [brackets].
+    _out.print(f"[bold]{escape(record.id)}[/]  {escape(record.vuln_status or '')}")
     _out.print(f"published {record.published}, last modified {record.last_modified}, "
-               f"source {record.source_identifier or '-'}")
+               f"source {record.source_identifier or '-'}", markup=False)
     for name, score in (("CVSS v4.0", record.cvss_v4), ("CVSS v3", record.cvss_v3),
                         ("CVSS v2", record.cvss_v2)):
         if score is not None:
-            _out.print(f"{name}: {score.score} {score.severity or ''} {score.vector}")
+            _out.print(f"{name}: {score.score} {score.severity or ''} {score.vector}",
+                       markup=False)
     if record.cwes:
-        _out.print("weaknesses: " + ", ".join(record.cwes))
+        _out.print("weaknesses: " + ", ".join(record.cwes), markup=False)
     if record.kev is not None:
         _out.print(f"[red]CISA KEV[/]: added {record.kev.date_added}, due "
-                   f"{record.kev.action_due}: {record.kev.required_action or ''}")
+                   f"{record.kev.action_due}: {escape(record.kev.required_action or '')}")
     if record.description:
         _out.print(record.description, markup=False)
     vulnerable = [m for m in record.cpe_matches if m.vulnerable]
