@@ -168,7 +168,7 @@ class Runner:
                 if task is None:
                     # Nothing downloading at the cursor: the window's first page, or a
                     # short page left the cursor between pages scheduled ahead.
-                    self._cancel(pending, cursor)
+                    self._cancel(pending)
                     task = self._spawn(window, cursor, plan.page_size)
                     scheduled = cursor + plan.page_size
 
@@ -183,14 +183,14 @@ class Runner:
                     log.warning("NVD refused resultsPerPage=%d (%s); using %d",
                                 plan.page_size, exc.nvd_message, FALLBACK_PAGE_SIZE)
                     plan.page_size = FALLBACK_PAGE_SIZE
-                    scheduled = self._cancel(pending, cursor)
+                    self._cancel(pending)
                     continue
                 fresh = True
                 if step.rewound:
                     log.warning("%s: totalResults fell %d -> %d at startIndex=%d; "
                                 "re-reading from %d", label, step.previous_total,
                                 step.header.total, cursor, window.next_index)
-                    scheduled = self._cancel(pending, window.next_index)
+                    self._cancel(pending)  # read again from the new cursor
                 self.drift = self.drift or step.drift
                 unstable = unstable or (step.changed and window.kind != "all")
                 empty_pages = empty_pages + 1 if not step.header.count and not window.done else 0
@@ -201,10 +201,10 @@ class Runner:
                     )
                 self._report(plan, index)
         finally:
-            self._cancel(pending, 0)
+            self._cancel(pending)
 
     @staticmethod
-    def _cancel(pending: dict[int, asyncio.Task[PageBody]], restart: int) -> int:
+    def _cancel(pending: dict[int, asyncio.Task[PageBody]]) -> None:
         for task in pending.values():
             if task.done() and not task.cancelled():
                 if task.exception() is None:
@@ -212,7 +212,6 @@ class Runner:
             else:
                 task.cancel()
         pending.clear()
-        return restart
 
     def _spawn(self, window: Window, start: int, size: int) -> asyncio.Task[PageBody]:
         return asyncio.create_task(self.retry.run(
