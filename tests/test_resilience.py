@@ -364,3 +364,86 @@ def test_verify_repair_reports_what_it_could_not_fix(mock_nvd, db_path):
     report = json.loads(result.stdout)
     assert report["repair"]["outcome"] == "success"
     assert [(m["local"] - m["remote"]) for m in report["remaining"]] == [1]
+
+
+def test_a_join_seen_before_a_crash_still_gets_the_window_read_again(mock_nvd, db_path):
+    """The "window moved" mark is saved with the cursor, so a resumed run re-reads it."""
+    ordered = sorted(generate(300, seed=25), key=lambda r: (
+        msgspec.json.decode(r)["published"], msgspec.json.decode(r)["id"]))
+    server = mock_nvd(ordered[:10] + recent(ordered[10:], days_ago=1))
+    set_watermark(db_path, datetime.now(UTC) - timedelta(days=2))
+    ids = [msgspec.json.decode(r)["id"] for r in ordered]
+    original = server.dataset.page
+    state = {"joined": False, "crashed": False}
+
+    def page(query):  # type: ignore[no-untyped-def]
+        if query.start_index == 150 and state["joined"] and not state["crashed"]:
+            state["crashed"] = True
+            server.config.down = True  # NVD goes down part-way: run 1 gives up
+        result = original(query)
+        if query.start_index == 50 and not state["joined"]:
+            state["joined"] = True
+            server.dataset.modify(ids[3], when=datetime.now(UTC) - timedelta(hours=12))
+        return result
+
+    server.dataset.page = page  # type: ignore[method-assign]
+    settings = make_settings(server, db_path, page_size=50, max_retries=1)
+    with pytest.raises(SyncIncomplete):
+        sync(settings)
+    server.config.down = False
+    assert sync(settings).ok
+    stored = {v["id"]: v for v in export_values(db_path)}
+    current = {v["id"]: v for v in mock_values(server)}
+    assert stored[ids[3]] == current[ids[3]]  # found only by re-reading the window
+    assert all(current[i] == v for i, v in stored.items())
+    assert set(ids[10:]) <= set(stored)  # every record of the window
+
+
+def test_a_total_that_keeps_jumping_fails_instead_of_paging_forever(mock_nvd, db_path):
+    """Two NVD replicas with different totals behind one address: bounded, honest."""
+    server = mock_nvd(generate(1000, seed=28))
+    original = server.dataset.page
+    calls = {"n": 0}
+
+    def flapping(query):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        result = original(query)
+        if calls["n"] % 2 == 0:  # every other answer comes from a smaller replica
+            return type(result)(result.total - 150, result.records)
+        return result
+
+    server.dataset.page = flapping  # type: ignore[method-assign]
+    with pytest.raises(SyncIncomplete, match="keeps changing"):
+        sync(make_settings(server, db_path, page_size=100))
+    assert server.stats.requests < 200
+    store = open_store(str(db_path))
+    try:
+        assert store.get_watermark() is None
+    finally:
+        store.close()
+
+
+def test_refetched_pages_never_exceed_the_worker_count(mock_nvd, db_path):
+    server = mock_nvd(generate(2000, seed=29), slow_seconds=0.05)
+    original = server.dataset.page
+    garbled = {"done": False}
+
+    def garble_once(query):  # type: ignore[no-untyped-def]
+        result = original(query)
+        if query.start_index == 500 and not garbled["done"]:
+            garbled["done"] = True  # a complete body that is not JSON
+            return type(result)(result.total, [b"{not json", *result.records[1:]])
+        return result
+
+    server.dataset.page = garble_once  # type: ignore[method-assign]
+    transport = CountingTransport()
+
+    async def run() -> SyncReport:
+        async with httpx.AsyncClient(transport=transport) as client:
+            settings = make_settings(server, db_path, page_size=100, workers=2)
+            return await sync_async(settings, client=client)
+
+    report = asyncio.run(run())
+    assert report.ok and report.retry_reasons.get("ParseError") == 1
+    assert transport.peak <= 2
+    assert export_values(db_path) == mock_values(server)

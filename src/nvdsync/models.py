@@ -114,6 +114,7 @@ class Window(msgspec.Struct):
     total: int | None = None  # totalResults last seen
     done: bool = False
     repages: int = 0  # times re-read because its result set moved while paging
+    unstable: bool = False  # totalResults changed during this reading of the window
 
 
 class SyncPlan(msgspec.Struct):

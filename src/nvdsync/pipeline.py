@@ -29,7 +29,7 @@ from nvdsync.normalize import normalize
 from nvdsync.plan import catchup_window, windows_end
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Awaitable, Callable, Iterator
     from datetime import datetime
 
     from nvdsync.decode import PageHeader
@@ -133,16 +133,19 @@ class Runner:
         log.info("%s: paging from startIndex=%d", label, window.next_index)
         pending: dict[int, asyncio.Task[PageBody]] = {}
         fresh = False  # seen a page of this window in this run: its total is current
-        unstable = False  # totalResults changed while we paged this window
-        empty_pages = 0
+        empty_pages = pages_here = 0
         scheduled = window.next_index
 
-        def read_ahead(cursor_downloading: bool) -> None:
+        async def read_ahead(cursor_downloading: bool) -> None:
             # Up to `workers` downloads at once, counting the cursor's own: pages
             # ahead download while this one is committed, once this run knows the
-            # window's total.
+            # window's total. A cursor page fetched again makes room first.
             nonlocal scheduled
             room = self.workers - cursor_downloading
+            if len(pending) > room:
+                furthest = max(pending)
+                await self._cancel({furthest: pending.pop(furthest)})
+                scheduled = min(scheduled, furthest)
             while fresh and len(pending) < room and scheduled < (window.total or 0):
                 pending[scheduled] = self._spawn(window, scheduled, plan.page_size)
                 scheduled += plan.page_size
@@ -152,27 +155,28 @@ class Runner:
                 cursor = window.next_index
                 task = pending.pop(cursor, None)
                 if task is None and window.done:
-                    if not (unstable and window.repages < MAX_REPAGES):
+                    if not (window.unstable and window.repages < MAX_REPAGES):
                         break  # the window is complete
                     # Records joined or left the window while we paged: the cursor
                     # rewinds cover records that left, but one that joined behind the
                     # cursor is only found by reading the window again.
                     window.repages += 1
                     window.next_index, window.total, window.done = 0, None, False
+                    window.unstable = False
                     log.warning("%s: totalResults changed while paging; reading the "
                                 "window again (%d/%d)", label, window.repages, MAX_REPAGES)
                     await self.db(self.store.save_plan, plan)
-                    fresh = unstable = False
-                    empty_pages = 0
+                    fresh = False
+                    empty_pages = pages_here = 0
                     continue
                 if task is None:
                     # Nothing downloading at the cursor: the window's first page, or a
                     # short page left the cursor between pages scheduled ahead.
-                    self._cancel(pending)
+                    await self._cancel(pending)
                     task = self._spawn(window, cursor, plan.page_size)
                     scheduled = cursor + plan.page_size
 
-                read_ahead(not task.done())
+                await read_ahead(not task.done())
                 try:
                     step = await self._page(plan, index, cursor, task, read_ahead)
                 except BadRequest as exc:
@@ -183,17 +187,24 @@ class Runner:
                     log.warning("NVD refused resultsPerPage=%d (%s); using %d",
                                 plan.page_size, exc.nvd_message, FALLBACK_PAGE_SIZE)
                     plan.page_size = FALLBACK_PAGE_SIZE
-                    self._cancel(pending)
+                    await self._cancel(pending)
                     continue
                 fresh = True
                 if step.rewound:
                     log.warning("%s: totalResults fell %d -> %d at startIndex=%d; "
                                 "re-reading from %d", label, step.previous_total,
                                 step.header.total, cursor, window.next_index)
-                    self._cancel(pending)  # read again from the new cursor
+                    await self._cancel(pending)  # read again from the new cursor
                 self.drift = self.drift or step.drift
-                unstable = unstable or (step.changed and window.kind != "all")
                 empty_pages = empty_pages + 1 if not step.header.count and not window.done else 0
+                pages_here += 1
+                # Rewinds and re-reads are bounded: a result set that keeps jumping
+                # (say, two NVD replicas with different totals) fails the run
+                # instead of paging forever.
+                if pages_here > 3 * -(-step.header.total // plan.page_size) + 10:
+                    raise ParseError(f"{label}: totalResults keeps changing "
+                                     f"(now {step.header.total}); gave up after "
+                                     f"{pages_here} pages")
                 if empty_pages > MAX_EMPTY_PAGES:
                     raise ParseError(
                         f"{label}: NVD keeps answering startIndex={cursor} with no records "
@@ -201,17 +212,19 @@ class Runner:
                     )
                 self._report(plan, index)
         finally:
-            self._cancel(pending)
+            await self._cancel(pending)
 
     @staticmethod
-    def _cancel(pending: dict[int, asyncio.Task[PageBody]]) -> None:
-        for task in pending.values():
-            if task.done() and not task.cancelled():
-                if task.exception() is None:
-                    task.result().close()  # a downloaded body we no longer need
-            else:
-                task.cancel()
+    async def _cancel(pending: dict[int, asyncio.Task[PageBody]]) -> None:
+        """Drop every download ahead, and wait until they really stopped, so that new
+        downloads never run beside cancelled ones still in flight."""
+        tasks = list(pending.values())
         pending.clear()
+        for task in tasks:
+            task.cancel()
+        for result in await asyncio.gather(*tasks, return_exceptions=True):
+            if not isinstance(result, BaseException):
+                result.close()  # a downloaded body we no longer need
 
     def _spawn(self, window: Window, start: int, size: int) -> asyncio.Task[PageBody]:
         return asyncio.create_task(self.retry.run(
@@ -220,10 +233,11 @@ class Runner:
 
     async def _page(self, plan: SyncPlan, index: int, cursor: int,
                     prefetched: asyncio.Task[PageBody],
-                    downloaded: Callable[[bool], None]) -> _Step:
+                    downloaded: Callable[[bool], Awaitable[None]]) -> _Step:
         """Commit the page at ``cursor``; a body that fails to decode is fetched again.
 
-        ``downloaded(False)`` runs once its body is in, before the commit starts.
+        ``downloaded(False)`` runs once its body is in, before the commit starts;
+        ``downloaded(True)`` before it is fetched again.
         """
         window = plan.windows[index]
         first: asyncio.Task[PageBody] | None = prefetched
@@ -233,8 +247,9 @@ class Runner:
             if first is not None:
                 body, first = await first, None
             else:
+                await downloaded(True)  # fetched again: count it in `workers`
                 body = await self.source.fetch(window, cursor, plan.page_size)
-            downloaded(False)
+            await downloaded(False)
             self.monitor.sample()  # the peak is often here: a body just spooled
             with body:
                 return await self.db(self._write_page, plan, index, body, cursor)
@@ -294,15 +309,17 @@ class Runner:
         else:
             # Move the cursor only for this write: if it fails, the page is retried
             # from the same place.
-            before = (window.next_index, window.total, window.done)
+            before = (window.next_index, window.total, window.done, window.unstable)
             window.next_index, window.total, window.done = step.cursor
+            # Saved with the cursor, so a resumed run still re-reads a moved window.
+            window.unstable = window.unstable or (step.changed and window.kind != "all")
             try:
                 if chunk:
                     step.written += self.store.write_batch(records, bad, plan)
                 else:
                     self.store.save_plan(plan)
             except BaseException:
-                window.next_index, window.total, window.done = before
+                window.next_index, window.total, window.done, window.unstable = before
                 raise
         step.quarantined += len(bad)
         self.monitor.sample()  # cheap (one /proc read); keeps the reported peak honest

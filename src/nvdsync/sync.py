@@ -68,6 +68,14 @@ class SyncReport(msgspec.Struct):
         return self.outcome == "success"
 
 
+def _finish_run(store: Store, run: RunInfo) -> None:
+    """Record the run's end; a failure here must not hide the sync's own error."""
+    try:
+        store.finish_run(run)
+    except NvdSyncError as exc:
+        log.error("could not record the end of run %d: %s", run.id, exc)
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -161,7 +169,7 @@ async def sync_async(
     try:
         held.enter_context(mirror_lock(store.location))
         pending = await runner.db(store.load_plan)
-        if repair is not None and pending is not None:
+        if repair is not None and pending is not None and pending.mode != "repair":
             raise ConfigError("an interrupted sync is pending: run `nvdsync sync` to finish it "
                               "before repairing")
         if repair is not None:
@@ -218,7 +226,7 @@ async def sync_async(
             report.peak_rss_mb = round(max(stats.peak_mb, monitor.sample().rss_mb), 1)
             report.memory_growth_mb = round(stats.growth_mb, 1)
             report.gcs_run = stats.gcs_run
-            await runner.db(store.finish_run, RunInfo(
+            await runner.db(_finish_run, store, RunInfo(
                 id=run_id, mode=plan.mode, started_at="", ended_at=now().isoformat(),
                 outcome=outcome, pages=runner.pages, records_written=runner.written,
                 records_quarantined=runner.quarantined, retries=retry.retries,
