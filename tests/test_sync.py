@@ -238,3 +238,18 @@ def test_the_same_bad_record_is_quarantined_once(mock_nvd, db_path, real_records
         assert store.status().quarantined == 1
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_a_second_sync_on_a_postgresql_mirror_is_refused(mock_nvd, pg_url):
+    from nvdsync.errors import StoreError
+
+    server = mock_nvd(generate(30, seed=12))
+    holder = open_store(pg_url)
+    try:
+        with holder.writer_lock(), pytest.raises(StoreError, match="another nvdsync sync"):
+            sync(make_settings(server, pg_url))
+        assert server.stats.requests == 0
+    finally:
+        holder.close()
+    assert sync(make_settings(server, pg_url)).ok  # released with its holder

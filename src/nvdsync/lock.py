@@ -3,7 +3,8 @@
 Two syncs writing the same SQLite mirror would interleave their resume plans, so a
 second one (say, cron firing while a long first sync runs) stops at once with a
 clear message. ``fcntl.flock`` locks die with their process, so a ``kill -9`` never
-leaves a stale lock behind. PostgreSQL mirrors are not locked here.
+leaves a stale lock behind. PostgreSQL mirrors use an advisory lock instead
+(``SqlStore.writer_lock``).
 """
 
 from __future__ import annotations

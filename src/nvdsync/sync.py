@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from nvdsync.errors import ConfigError, NvdSyncError, SyncIncomplete
-from nvdsync.lock import mirror_lock
 from nvdsync.models import RunInfo, SyncPlan
 from nvdsync.plan import choose_plan
 from nvdsync.source.windows import format_nvd
@@ -167,7 +166,7 @@ async def sync_async(
     report: SyncReport | None = None
     held = contextlib.ExitStack()
     try:
-        held.enter_context(mirror_lock(store.location))
+        held.enter_context(store.writer_lock())
         pending = await runner.db(store.load_plan)
         if repair is not None and pending is not None and pending.mode != "repair":
             raise ConfigError("an interrupted sync is pending: run `nvdsync sync` to finish it "

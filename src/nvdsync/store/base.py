@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
+    from contextlib import AbstractContextManager
     from datetime import datetime
 
     from nvdsync.models import CveRecord, Quarantined, RunInfo, StoreStatus, SyncPlan
@@ -33,6 +34,10 @@ class Store(Protocol):
         A record replaces a stored one only when its ``last_modified`` is not older.
         Returns how many records were inserted or replaced.
         """
+        ...
+
+    def writer_lock(self) -> AbstractContextManager[None]:
+        """Exclusive for one sync; raises StoreError when another holds it."""
         ...
 
     def begin_run(self, mode: str, started_at: datetime) -> int: ...

@@ -21,9 +21,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Self
 
 import msgspec
-from sqlalchemy import bindparam, delete, func, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, select, text, tuple_, update
 
 from nvdsync.errors import StoreError
+from nvdsync.lock import mirror_lock
 from nvdsync.models import RunInfo, StoreStatus, SyncPlan
 from nvdsync.store.bulk import BulkStatement, upsert
 from nvdsync.store.engine import WRITE, translate_errors
@@ -87,6 +88,10 @@ def _now() -> str:
 def _require_aware(value: datetime, name: str) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got {value.isoformat()}")
+
+
+# Advisory lock key held by the one sync writing a PostgreSQL mirror ("nvdsyncW").
+_WRITER_LOCK = 0x6E766473_796E6357
 
 
 class SqlStore:
@@ -375,6 +380,38 @@ class SqlStore:
             pending_plan=pending,
             runs=[RunInfo(**dict(row)) for row in recent],
         )
+
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """Be the only sync writing this mirror until the block ends.
+
+        SQLite: an exclusive ``flock`` on ``<file>.lock``. PostgreSQL: a session-level
+        advisory lock on a connection held for the whole sync. Both die with the
+        process, so a ``kill -9`` never leaves a stale lock behind.
+        """
+        if self._engine.dialect.name != "postgresql":
+            with mirror_lock(self.location):
+                yield
+            return
+        with translate_errors(self.location, "taking the writer lock"):
+            conn = self._engine.connect()
+        try:
+            with translate_errors(self.location, "taking the writer lock"):
+                got = conn.execute(text("SELECT pg_try_advisory_lock(:key)"),
+                                   {"key": _WRITER_LOCK}).scalar()
+                conn.commit()
+            if not got:
+                raise StoreError(f"another nvdsync sync is writing {self.location}; wait "
+                                 "for it to finish: the next sync resumes where it stopped")
+            try:
+                yield
+            finally:
+                with translate_errors(self.location, "releasing the writer lock"):
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"),
+                                 {"key": _WRITER_LOCK})
+                    conn.commit()
+        finally:
+            conn.close()
 
     def close(self) -> None:
         self._engine.dispose()
