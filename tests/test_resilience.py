@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nvdsync.cli import app
+from nvdsync.config import Settings
 from nvdsync.errors import SyncIncomplete
 from nvdsync.mock import generate
 from nvdsync.source.windows import parse_when
@@ -212,16 +213,20 @@ class CountingTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-def test_four_workers_fetch_pages_concurrently(mock_nvd, db_path):
-    server = mock_nvd(generate(3000, seed=18), slow_seconds=0.15)
+def sync_counting(settings: Settings) -> tuple[SyncReport, CountingTransport]:
+    """Sync through a transport that records the most downloads in flight at once."""
     transport = CountingTransport()
 
     async def run() -> SyncReport:
         async with httpx.AsyncClient(transport=transport) as client:
-            settings = make_settings(server, db_path, page_size=200, workers=4)
             return await sync_async(settings, client=client)
 
-    report = asyncio.run(run())
+    return asyncio.run(run()), transport
+
+
+def test_four_workers_fetch_pages_concurrently(mock_nvd, db_path):
+    server = mock_nvd(generate(3000, seed=18), slow_seconds=0.15)
+    report, transport = sync_counting(make_settings(server, db_path, page_size=200, workers=4))
     assert report.ok and export_values(db_path) == mock_values(server)
     assert transport.peak == 4  # never more than --workers, and really in parallel
 
@@ -436,14 +441,7 @@ def test_refetched_pages_never_exceed_the_worker_count(mock_nvd, db_path):
         return result
 
     server.dataset.page = garble_once  # type: ignore[method-assign]
-    transport = CountingTransport()
-
-    async def run() -> SyncReport:
-        async with httpx.AsyncClient(transport=transport) as client:
-            settings = make_settings(server, db_path, page_size=100, workers=2)
-            return await sync_async(settings, client=client)
-
-    report = asyncio.run(run())
+    report, transport = sync_counting(make_settings(server, db_path, page_size=100, workers=2))
     assert report.ok and report.retry_reasons.get("ParseError") == 1
     assert transport.peak <= 2
     assert export_values(db_path) == mock_values(server)

@@ -237,12 +237,13 @@ def verify_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Compare local counts with NVD's per published-date window (<= 120 days)."""
-    from nvdsync.render import print_verify, quiet_logs
+    from nvdsync.logs import configure
+    from nvdsync.render import print_verify
     from nvdsync.source.windows import parse_when
     from nvdsync.verify import verify
 
     cfg = settings(db=db, api_url=api_url, api_key=api_key, rate_limit=rate_limit)
-    quiet_logs(verbosity(verbose, quiet))
+    configure(verbosity(verbose, quiet))
     try:
         report = verify(cfg, repair=repair, start=parse_when(start) if start else None)
     except ValueError as exc:

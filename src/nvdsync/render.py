@@ -32,10 +32,6 @@ def _json(value: Any) -> None:
     sys.stdout.write(msgspec.json.encode(value).decode() + "\n")
 
 
-def quiet_logs(verbosity: int) -> None:
-    logs.configure(verbosity)
-
-
 class SyncProgress:
     """A Rich progress bar on a terminal; otherwise the per-page INFO log lines."""
 

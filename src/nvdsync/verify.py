@@ -118,7 +118,3 @@ async def verify_async(
             await client.aclose()
         if own_store:
             store.close()
-
-
-def parse_start(text: str | None) -> datetime | None:
-    return parse_when(text) if text else None

@@ -59,7 +59,6 @@ class NvdSource:
         self.spool_bytes = spool_bytes
         self.deadline = deadline
         self.requests = 0
-        self.bytes_received = 0
 
     @staticmethod
     def params(window: Window, start_index: int, page_size: int) -> dict[str, str | int]:
@@ -87,7 +86,6 @@ class NvdSource:
                 self._check_status(response)
                 async for chunk in response.aiter_bytes():
                     spool.write(chunk)
-                    self.bytes_received += len(chunk)
         except TimeoutError as exc:
             spool.close()
             raise TransportError(f"page at startIndex={start_index} took longer than "
