@@ -74,11 +74,32 @@ class Settings(BaseSettings):
     memory_warning_mb: float = Field(default=1024.0, gt=0)
     memory_critical_mb: float = Field(default=2048.0, gt=0)
     auto_gc: bool = True
+    # --- memory policy (issue 4). A GC interval of None means "off".
+    gc_every_batches: int | None = Field(default=None, ge=1)
+    gc_every_pages: int | None = Field(default=None, ge=1)
+    gc_every_db_batches: int | None = Field(default=None, ge=1)
+    memory_log_every_pages: int = Field(default=10, ge=0)  # 0: only start, crossings, end
+    memory_sample_seconds: float = Field(default=1.0, gt=0)
+    # --- read side (issues 4 and 5)
+    cache_size: int = Field(default=50, ge=0)  # entries; 0 disables the cache
+    cache_max_mb: float = Field(default=16.0, gt=0)
+    serve_host: str = "127.0.0.1"
+    serve_port: int = Field(default=8080, ge=0, le=65535)
+    serve_token: SecretStr | None = None  # bearer token for state-changing endpoints
+    serve_api_keys: list[str] = Field(default_factory=list)  # empty: apiKey header ignored
+    sync_every: str | None = None  # e.g. "2h", "30m": scheduled incremental sync in serve
 
     @field_validator("rate_limit")
     @classmethod
     def _check_rate(cls, value: str) -> str:
         parse_rate_limit(value, has_key=False)
+        return value
+
+    @field_validator("gc_every_batches", "gc_every_pages", "gc_every_db_batches", mode="before")
+    @classmethod
+    def _gc_off(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in {"off", "none", "0", ""}:
+            return None
         return value
 
     @field_validator("api_url")
@@ -113,6 +134,7 @@ class Settings(BaseSettings):
         """Effective settings for display, the key masked."""
         data = self.model_dump()
         data["api_key"] = "**********" if self.api_key is not None else None
+        data["serve_token"] = "**********" if self.serve_token is not None else None
         data["effective_rate_limit"] = (
             "off" if (r := self.rate()) is None else f"{r[0]}/{r[1]:g}s"
         )
