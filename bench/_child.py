@@ -150,6 +150,7 @@ def run_nvdsync(spec: dict[str, Any], probe: Probe) -> dict[str, Any]:
     settings = load_settings(
         db=spec["db"], api_url=spec["api_url"], rate_limit=spec["rate_limit"],
         page_size=spec["page_size"], workers=spec["workers"], batch_size=spec["batch_size"],
+        **spec.get("settings", {}),  # e.g. gc_every_pages (bench_memory_policy.py)
     )
     # Create the schema before the clock starts (new databases: create_all, no Alembic)
     # (~12 MB that stay resident), as a first `nvdsync sync` does; with "premigrated"

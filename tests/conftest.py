@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from nvdsync.mock import MockServer, generate, serve
-from support import quiet_config
+from support import pg_schema, quiet_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nvd"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -64,6 +62,17 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "mirror.sqlite"
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """A new, empty mirror of each kind: a SQLite file path, or a PostgreSQL URL whose
+    schema is dropped after the test. Modules that run every test on both back ends
+    alias ``db_path`` to it."""
+    if request.param == "sqlite":
+        return tmp_path / "mirror.sqlite"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
 @pytest.fixture(scope="session")
 def generated_10k() -> list[bytes]:
     return generate(10_000, seed=7)
@@ -93,14 +102,5 @@ def pg_server() -> str:
 @pytest.fixture
 def pg_url(pg_server: str) -> Iterator[str]:
     """A URL whose connections see a new, empty schema (dropped afterwards)."""
-    import psycopg
-
-    schema = f"nvdsync_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    url = make_url(pg_server).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(pg_server, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with pg_schema(pg_server) as url:
+        yield url

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
+from sqlalchemy.engine import make_url
 
 from nvdsync.config import Settings, load_settings
 from nvdsync.mock import MockConfig, MockServer
@@ -41,3 +45,33 @@ def export_values(db: Path) -> list[Any]:
 def mock_values(server: MockServer) -> list[Any]:
     """The mock's current data as JSON values, in NVD order (published, id)."""
     return [msgspec.json.decode(raw) for raw in server.dataset.records()]
+
+
+def delete_record(db: Path | str, cve_id: str) -> None:
+    """Remove one record (and, by cascade, its child rows) behind nvdsync's back."""
+    from sqlalchemy import delete
+
+    from nvdsync.store.schema import cves
+
+    store = open_store(str(db))
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(delete(cves).where(cves.c.id == cve_id))
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def pg_schema(server: str) -> Iterator[str]:
+    """A URL whose connections see a new schema, dropped afterwards."""
+    import psycopg
+
+    schema = f"nvdsync_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = make_url(server).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -294,10 +294,10 @@ def test_format_stats(fake: FakeMemory) -> None:
     monitor.check("batch")
     fake.rss_mb = 280.0
     monitor.check("batch")
-    assert monitor.format_stats() == "memory final: peak 312.4MB, growth +67.1MB, 0 GCs run"
+    assert monitor.format_stats() == "memory statistics: peak 312.4MB, growth +67.1MB, GCs run: 0"
     fake.rss_mb = 512.0
     monitor.check("batch")
-    assert monitor.format_stats() == "memory final: peak 512.0MB, growth +266.7MB, 1 GCs run"
+    assert monitor.format_stats() == "memory statistics: peak 512.0MB, growth +266.7MB, GCs run: 1"
 
 
 # --- OS peak and independence --------------------------------------------------------
@@ -322,3 +322,70 @@ def test_module_imports_nothing_from_nvdsync() -> None:
         elif isinstance(node, ast.ImportFrom):
             imported.add("." * node.level + (node.module or ""))
     assert not {name for name in imported if name.startswith(("nvdsync", "."))}
+
+
+# --- collect(), cheap samples, system line ----------------------------------------------
+
+
+class ShrinkingMemory(FakeMemory):
+    """A collector that finds ``found`` objects and gives back ``freed_mb`` of RSS."""
+
+    def __init__(self, rss_mb: float, found: int, freed_mb: float) -> None:
+        super().__init__(rss_mb)
+        self.found, self.freed_mb = found, freed_mb
+
+    def collect(self) -> int:
+        self.collections += 1
+        self.rss_mb -= self.freed_mb
+        return self.found
+
+
+def test_collect_measures_objects_and_freed_rss() -> None:
+    fake = ShrinkingMemory(300.0, found=1247, freed_mb=23.4)
+    monitor = make(fake)
+    monitor.start()
+    result = monitor.collect("page 5")
+    assert (result.objects, result.rss_after_mb) == (1247, pytest.approx(276.6))
+    assert result.freed_mb == pytest.approx(23.4)
+    assert result.describe() == "1247 objects, 23.4MB freed"
+    assert (monitor.gcs_run, monitor.last_gc_label, monitor.last_gc) == (1, "page 5", result)
+
+
+def test_threshold_gc_records_what_it_freed() -> None:
+    fake = ShrinkingMemory(100.0, found=12, freed_mb=50.0)
+    monitor = make(fake)
+    monitor.start()
+    fake.rss_mb = 620.0
+    sample = monitor.check("batch 3")
+    assert sample.rss_mb == 620.0  # the sample is the one taken before the collection
+    assert monitor.last_gc is not None
+    assert monitor.last_gc.describe() == "12 objects, 50.0MB freed"
+
+
+def test_collector_that_returns_nothing_counts_zero_objects(fake: FakeMemory) -> None:
+    monitor = MemoryMonitor(500.0, 1000.0, rss_reader=fake.rss, system_reader=fake.system,
+                            collector=lambda: None)
+    monitor.start()
+    assert monitor.collect("x").objects == 0
+    assert monitor.collect("x").describe() == "0 objects, 0.0MB freed"
+
+
+def test_sample_rss_updates_the_peak_without_a_system_read(fake: FakeMemory) -> None:
+    calls = []
+    monitor = MemoryMonitor(500.0, 1000.0, rss_reader=fake.rss,
+                            system_reader=lambda: calls.append(1) or (1.0, 1.0))
+    monitor.start()
+    calls.clear()
+    fake.rss_mb = 333.0
+    assert monitor.sample_rss() == 333.0
+    assert calls == []
+    assert monitor.stats().peak_mb == 333.0
+    assert monitor.baseline_mb == 100.0
+
+
+def test_format_system_line(fake: FakeMemory) -> None:
+    fake.total_mb, fake.available_mb = 16384.0, 12697.6
+    monitor = make(fake)
+    assert monitor.format_system(monitor.start()) == (
+        "system memory: 12.4GB available of 16.0GB"
+    )

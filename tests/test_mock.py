@@ -164,7 +164,7 @@ def test_parameter_names_are_case_insensitive(
         ("startIndex=-1", "startIndex"),
         ("cveId=nonsense", "cveId"),
         ("noRejected=no", "noRejected"),
-        ("keywordSearch=x", "Invalid parameter: keywordSearch"),
+        ("virtualMatchString=x", "Invalid parameter: virtualMatchString"),
         ("apiKey=abc", "Invalid parameter: apiKey"),
     ],
 )

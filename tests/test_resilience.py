@@ -7,7 +7,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -21,15 +20,21 @@ from typer.testing import CliRunner
 
 from nvdsync.cli import app
 from nvdsync.config import Settings
-from nvdsync.errors import SyncIncomplete
+from nvdsync.errors import MirrorBusy, SyncIncomplete
 from nvdsync.mock import generate
 from nvdsync.source.windows import parse_when
 from nvdsync.store import open_store
 from nvdsync.sync import SyncReport, sync, sync_async
-from support import export_values, make_settings, mock_values
+from support import delete_record, export_values, make_settings, mock_values
 from test_sync import page_requests, query
 
 runner = CliRunner()
+
+
+@pytest.fixture
+def db_path(any_db: Path | str) -> Path | str:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return any_db
 
 
 def recent(records: list[bytes], days_ago: float = 1.0) -> list[bytes]:
@@ -68,7 +73,7 @@ def test_sigkill_at_random_moments_then_resume_gives_an_exact_mirror(mock_nvd, d
     kills = resumed_checks = 0
     while kills < 6:
         plan = None
-        if db_path.exists():
+        if not isinstance(db_path, Path) or db_path.exists():
             store = open_store(str(db_path))
             plan = store.load_plan()
             store.close()
@@ -85,11 +90,12 @@ def test_sigkill_at_random_moments_then_resume_gives_an_exact_mirror(mock_nvd, d
         starts = [int(q["startIndex"]) for q in later
                   if window is not None and q.get("lastModStartDate") == window.start]
         if starts:
-            # Resumed at the first uncommitted page: nothing before it is fetched again.
-            # (A request the killed process had in flight may be logged late; it is
-            # always further ahead.)
-            assert min(starts) == window.next_index
-            resumed_checks += 1
+            # Nothing before the first uncommitted page is fetched again. A request the
+            # killed process had in flight may be logged late (always further ahead),
+            # and on a loaded machine the new process may be killed before its first
+            # request, so "resumed exactly there" is counted only when it was seen.
+            assert min(starts) >= window.next_index
+            resumed_checks += window.next_index in starts
     assert kills >= 5 and resumed_checks >= 3
     final = subprocess.run(command, env=cli_env(), timeout=120)
     assert final.returncode == 0
@@ -184,9 +190,9 @@ def test_client_limit_5_per_3s_draws_no_403_from_a_mock_enforcing_it(mock_nvd, d
 
 
 @pytest.mark.parametrize("workers", [1, 4])
-def test_one_and_four_workers_give_the_same_mirror(mock_nvd, tmp_path, workers):
+def test_one_and_four_workers_give_the_same_mirror(mock_nvd, db_path, workers):
     server = mock_nvd(generate(5000, seed=17), page_latency=0.01)
-    db = tmp_path / f"w{workers}.sqlite"
+    db = db_path
     report = sync(make_settings(server, db, page_size=300, workers=workers))
     assert report.ok and report.records_written == 5000
     assert export_values(db) == mock_values(server)
@@ -235,9 +241,7 @@ def test_verify_finds_a_deleted_record_and_repair_restores_it(mock_nvd, db_path)
     server = mock_nvd(generate(1500, seed=19))
     assert sync(make_settings(server, db_path)).ok
     victim = mock_values(server)[700]
-    with sqlite3.connect(db_path) as conn:
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("DELETE FROM cves WHERE id = ?", (victim["id"],))
+    delete_record(db_path, victim["id"])
     base = ["--db", str(db_path), "--api-url", server.url, "--rate-limit", "off", "--json"]
     result = runner.invoke(app, ["verify", *base])
     assert result.exit_code == 1, result.stderr
@@ -281,20 +285,27 @@ def test_incremental_picks_up_changes_since_the_watermark(mock_nvd, db_path):
 
 
 def test_a_second_sync_on_the_same_mirror_is_refused(mock_nvd, db_path):
-    from nvdsync.lock import mirror_lock
-
     server = mock_nvd(generate(20, seed=22))
-    with mirror_lock(str(db_path)):
-        result = runner.invoke(app, ["sync", "--db", str(db_path), "--api-url", server.url,
-                                     "--rate-limit", "off"])
-    assert result.exit_code == 1
-    assert "another nvdsync sync" in result.stderr
-    assert server.stats.requests == 0
+    holder = open_store(str(db_path))
+    try:
+        with holder.writer_lock():
+            result = runner.invoke(app, ["sync", "--db", str(db_path), "--api-url",
+                                         server.url, "--rate-limit", "off"])
+            assert result.exit_code == 3  # its own code: nothing failed, nothing written
+            # Names the holder: this process (SQLite's lock file, PG's application_name).
+            assert f"another nvdsync sync (pid {os.getpid()}" in " ".join(result.stderr.split())
+            assert "--wait" in result.stderr
+            assert server.stats.requests == 0
+            with pytest.raises(MirrorBusy, match=r"after waiting 0\.5 s"):
+                sync(make_settings(server, db_path), wait=0.5)
+            assert server.stats.requests == 0
+    finally:
+        holder.close()
     assert sync(make_settings(server, db_path)).ok  # the lock is gone with its holder
 
 
 @pytest.mark.parametrize("workers", [1, 4])
-def test_pages_shorter_than_asked_leave_no_gap(mock_nvd, tmp_path, workers):
+def test_pages_shorter_than_asked_leave_no_gap(mock_nvd, db_path, workers):
     """A server (or proxy) that serves fewer records than resultsPerPage asks for."""
     server = mock_nvd(generate(1000, seed=24))
     original = server.dataset.page
@@ -304,7 +315,7 @@ def test_pages_shorter_than_asked_leave_no_gap(mock_nvd, tmp_path, workers):
         return type(page)(page.total, page.records[:37])
 
     server.dataset.page = capped  # type: ignore[method-assign]
-    db = tmp_path / f"short{workers}.sqlite"
+    db = db_path
     report = sync(make_settings(server, db, page_size=100, workers=workers))
     assert report.ok and report.records_written == 1000
     assert export_values(db) == mock_values(server)
@@ -346,9 +357,7 @@ def test_verify_repair_under_the_servers_limit_draws_no_403(mock_nvd, db_path):
     server = mock_nvd(records)
     assert sync(make_settings(server, db_path)).ok
     victim = mock_values(server)[123]["id"]
-    with sqlite3.connect(db_path) as conn:
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("DELETE FROM cves WHERE id = ?", (victim,))
+    delete_record(db_path, victim)
     server.config.rate_limit_anonymous = (5, 3.0)
     since = min(v["published"] for v in mock_values(server))[:10]
     result = runner.invoke(app, ["verify", "--repair", "--from", since, "--db", str(db_path),

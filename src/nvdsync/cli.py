@@ -2,21 +2,23 @@
 
 Each command parses options, builds Settings, calls one library function and
 renders its result. Exit codes: 0 success, 1 the operation failed (the mirror stays
-consistent), 2 usage or configuration errors.
+consistent), 2 usage or configuration errors, 3 another sync is writing the mirror.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from nvdsync.errors import ConfigError, NvdSyncError, SyncIncomplete
+from nvdsync.errors import ConfigError, MirrorBusy, NvdSyncError, SyncIncomplete
 
 if TYPE_CHECKING:
     from nvdsync.config import Settings
+    from nvdsync.mirror import Mirror
 
 __all__ = ["app", "main"]
 
@@ -111,27 +113,61 @@ def sync_cmd(
                                                        )] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress "
                                                   "bar (default: on a terminal).")] = None,
+    memory_warning_mb: Annotated[float | None, typer.Option(
+        "--memory-warning-mb", help="RSS (MB) at which a GC runs (default: 1024).")] = None,
+    memory_critical_mb: Annotated[float | None, typer.Option(
+        "--memory-critical-mb", help="RSS (MB) at which batches halve and read-ahead "
+        "pauses until under warning (default: 2048).")] = None,
+    gc_every_batches: Annotated[str | None, typer.Option(
+        "--gc-every-batches", metavar="N|off", help="gc.collect() every N mini-batches "
+        "(default: off; see docs/benchmarks.md).")] = None,
+    gc_every_pages: Annotated[str | None, typer.Option(
+        "--gc-every-pages", metavar="N|off", help="gc.collect() every N pages "
+        "(default: off).")] = None,
+    gc_every_db_batches: Annotated[str | None, typer.Option(
+        "--gc-every-db-batches", metavar="N|off", help="gc.collect() every N committed "
+        "write transactions (default: off).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="If another sync is writing the "
+                                       "mirror, wait for it instead of exiting with 3.")
+                    ] = False,
+    wait_timeout: Annotated[float | None, typer.Option("--wait-timeout", min=0,
+                                                       help="Seconds to wait at most "
+                                                       "(implies --wait; default: no limit).")
+                            ] = None,
     json_out: JsonOpt = False,
     verbose: VerboseOpt = 0,
     quiet: QuietOpt = False,
 ) -> None:
-    """Bring the mirror up to date (incremental when it has a watermark)."""
+    """Bring the mirror up to date (incremental when it has a watermark).
+
+    One sync writes a mirror at a time: a second one exits with code 3, or with
+    --wait waits for the first to finish and then brings the mirror up to date.
+    """
     from nvdsync.render import SyncProgress, print_sync_report
     from nvdsync.source.windows import parse_when
     from nvdsync.sync import SyncReport, sync
 
     cfg = settings(db=db, api_url=api_url, api_key=api_key, page_size=page_size,
                    batch_size=batch_size, rate_limit=rate_limit, workers=workers,
-                   max_retries=max_retries, retry_budget=retry_budget)
+                   max_retries=max_retries, retry_budget=retry_budget,
+                   memory_warning_mb=memory_warning_mb, memory_critical_mb=memory_critical_mb,
+                   gc_every_batches=gc_every_batches, gc_every_pages=gc_every_pages,
+                   gc_every_db_batches=gc_every_db_batches)
     try:
         since_at = parse_when(since) if since else None
     except ValueError:
         fail(f"--since {since!r} is not an ISO date or date-time", 2,
              "e.g. --since 2024-01-31 or --since 2024-01-31T12:00:00+00:00")
     show_bar = sys.stderr.isatty() if progress is None else progress
+    wait_s = wait_timeout if wait_timeout is not None else (math.inf if wait else None)
     with SyncProgress(enabled=show_bar, verbosity=verbosity(verbose, quiet)) as bar:
         try:
-            report = sync(cfg, full=full, since=since_at, restart=restart, on_page=bar.update)
+            report = sync(cfg, full=full, since=since_at, restart=restart, on_page=bar.update,
+                          wait=wait_s, on_wait=_say_waiting)
+        except MirrorBusy as exc:
+            bar.stop()
+            fail(str(exc), 3, "this sync did nothing; run it again later, or with --wait "
+                 "to queue behind the running one")
         except SyncIncomplete as exc:
             bar.stop()
             if isinstance(exc.report, SyncReport):
@@ -144,6 +180,12 @@ def sync_cmd(
         except OSError as exc:
             fail(f"sync failed: {exc}", 1, "the mirror is consistent; the next sync resumes")
     print_sync_report(report, as_json=json_out)
+
+
+def _say_waiting(holder: str) -> None:
+    sys.stderr.write(f"waiting for the sync that is writing the mirror ({holder}) "
+                     "to finish...\n")
+    sys.stderr.flush()
 
 
 def _hint_for(exc: BaseException) -> str | None:
@@ -166,26 +208,47 @@ def status(db: DbOpt = None, json_out: JsonOpt = False) -> None:
 
 
 @app.command()
-def show(cve_id: Annotated[str, typer.Argument(help="e.g. CVE-2024-3400")],
-         db: DbOpt = None, json_out: JsonOpt = False) -> None:
-    """One record: a summary, or with --json the record exactly as NVD sent it."""
+def show(cve_ids: Annotated[list[str], typer.Argument(help="e.g. CVE-2024-3400 (one or "
+                                                     "more)", metavar="CVE_ID...")],
+         db: DbOpt = None, json_out: JsonOpt = False,
+         cache_size: Annotated[int | None, typer.Option(
+             "--cache-size", min=0, max=1_000_000,
+             help="Records kept in the LRU cache (default 50; 0 turns it off).")] = None,
+         ) -> None:
+    """Records: a summary, or with --json each record exactly as NVD sent it (JSONL)."""
     from nvdsync.render import print_record
 
-    cfg = settings(db=db)
-    key = cve_id.strip().upper()
-    with _store(cfg) as store:
-        if json_out:
-            raw = store.get_raw(key)
-            if raw is None:
-                fail(f"{key} is not in the mirror at {store.location}", 1,
-                     "run `nvdsync sync`, or check the id")
-            sys.stdout.buffer.write(raw + b"\n")
-            return
-        record = store.get_record(key)
-        if record is None:
-            fail(f"{key} is not in the mirror at {store.location}", 1,
-                 "run `nvdsync sync`, or check the id")
-        print_record(record)
+    cfg = settings(db=db, cache_size=cache_size)
+    missing = []
+    with open_mirror(cfg) as mirror:
+        for cve_id in cve_ids:
+            key = cve_id.strip().upper()
+            try:
+                found = mirror.get(key) if json_out else mirror.record(key)
+            except NvdSyncError as exc:
+                fail(str(exc), 1)
+            if found is None:
+                missing.append(key)
+            elif isinstance(found, bytes):
+                sys.stdout.buffer.write(found + b"\n")
+            else:
+                print_record(found)
+    if missing:
+        sys.stdout.flush()
+        fail(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not in the mirror "
+             f"at {mirror.location}", 1, "run `nvdsync sync`, or check the id")
+
+
+def open_mirror(cfg: Settings) -> Mirror:
+    """``Mirror.open`` with its errors turned into exit codes."""
+    from nvdsync.mirror import Mirror
+
+    try:
+        return Mirror.open(cfg)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    except NvdSyncError as exc:
+        fail(str(exc), 1)
 
 
 @app.command()
@@ -295,6 +358,9 @@ def main() -> None:
 
 
 # Registers `mock-nvd` and `demo` on `app`; imported last because it imports `app`.
-from nvdsync import cli_mock  # noqa: E402
+from nvdsync import cli_mock, cli_runs, cli_search, cli_serve  # noqa: E402
 
 del cli_mock
+del cli_runs
+del cli_search
+del cli_serve

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     # --- read side (issues 4 and 5)
     cache_size: int = Field(default=50, ge=0)  # entries; 0 disables the cache
     cache_max_mb: float = Field(default=16.0, gt=0)
+    # Entries expire so a sync by another process is seen within this (nvdsync.cache).
+    cache_ttl_seconds: float = Field(default=60.0, gt=0)
     serve_host: str = "127.0.0.1"
     serve_port: int = Field(default=8080, ge=0, le=65535)
     serve_token: SecretStr | None = None  # bearer token for state-changing endpoints

@@ -4,6 +4,7 @@ Our exception hierarchy::
 
     NvdSyncError                 anything nvdsync raises on purpose
     ├── ConfigError              bad settings or flags (CLI exit 2)
+    ├── InvalidQuery             a search filter is malformed (bad CPE name, date, ...)
     ├── SourceError              the NVD API could not give us what we asked for
     │   ├── BadRequest           404 from NVD: the request itself is wrong; never retried
     │   │   └── InvalidApiKey    404 "Invalid apiKey."
@@ -13,6 +14,7 @@ Our exception hierarchy::
     │   └── RetryBudgetExceeded  retries ran out for a request or for the run
     ├── ParseError               a page body that is not a complete NVD envelope (retried)
     ├── StoreError               the database failed; the current batch was rolled back
+    │   └── MirrorBusy           another sync holds the mirror's writer lock (CLI exit 3)
     └── SyncIncomplete           the run ended with pages not committed; watermark unchanged
 
 Third-party errors (httpx, sqlite3, psycopg, SQLAlchemy) are translated at the
@@ -25,6 +27,8 @@ __all__ = [
     "BadRequest",
     "ConfigError",
     "InvalidApiKey",
+    "InvalidQuery",
+    "MirrorBusy",
     "NvdSyncError",
     "ParseError",
     "RateLimited",
@@ -43,6 +47,19 @@ class NvdSyncError(Exception):
 
 class ConfigError(NvdSyncError):
     """Settings or flags are invalid; the message names the setting and the fix."""
+
+
+class InvalidQuery(NvdSyncError):
+    """A search filter is malformed; the message names the filter and the fix.
+
+    Raised before the database is touched, so callers (the CLI, the HTTP API) can
+    answer 2 / 400 without a traceback. ``field`` is the ``SearchQuery`` field at
+    fault (e.g. ``"cpe"``), for callers that name their own parameters.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class SourceError(NvdSyncError):
@@ -106,6 +123,25 @@ class ParseError(NvdSyncError):
 
 class StoreError(NvdSyncError):
     """The database failed; the batch in flight was rolled back."""
+
+
+class MirrorBusy(StoreError):
+    """Another sync is writing this mirror (one writer per mirror); nothing was written.
+
+    ``holder`` says who holds the lock (a pid, or a PostgreSQL session); ``waited``
+    is how long we waited for it, or None when we did not wait.
+    """
+
+    def __init__(self, location: str, holder: str, *, waited: float | None = None) -> None:
+        self.location = location
+        self.holder = holder
+        self.waited = waited
+        if waited is None:
+            message = f"another nvdsync sync ({holder}) is writing {location}"
+        else:
+            message = (f"another nvdsync sync ({holder}) is still writing {location} "
+                       f"after waiting {waited:g} s")
+        super().__init__(message)
 
 
 class SyncIncomplete(NvdSyncError):

@@ -1,29 +1,70 @@
-"""One writer per mirror: an exclusive lock held for the whole sync.
+"""One writer per SQLite mirror: an exclusive ``flock`` held for the whole sync.
 
-Two syncs writing the same SQLite mirror would interleave their resume plans, so a
-second one (say, cron firing while a long first sync runs) stops at once with a
-clear message. ``fcntl.flock`` locks die with their process, so a ``kill -9`` never
-leaves a stale lock behind. PostgreSQL mirrors use an advisory lock instead
-(``SqlStore.writer_lock``).
+Two syncs writing the same mirror would interleave their resume plans, so a second
+one (say, cron firing while a long first sync runs) stops at once with
+:class:`~nvdsync.errors.MirrorBusy`, or with ``wait`` queues behind the first.
+``fcntl.flock`` locks die with their process, so a ``kill -9`` never leaves a stale
+lock behind. PostgreSQL mirrors use an advisory lock instead
+(:mod:`nvdsync.store.locking`), which shares the waiting logic below.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nvdsync.errors import StoreError
+from nvdsync.errors import MirrorBusy
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
-__all__ = ["mirror_lock"]
+__all__ = ["POLL_SECONDS", "acquire", "mirror_lock"]
+
+#: How often a waiting sync tries the lock again. Polling (rather than a blocking
+#: call) keeps Ctrl-C and ``--wait-timeout`` working on both back ends.
+POLL_SECONDS = 0.2
+
+
+def acquire(
+    try_lock: Callable[[], bool],
+    holder: Callable[[], str],
+    location: str,
+    *,
+    wait: float | None,
+    on_wait: Callable[[str], None] | None,
+) -> None:
+    """Call ``try_lock`` until it succeeds, or raise :class:`MirrorBusy`.
+
+    ``wait`` is None (do not wait), a number of seconds, or ``math.inf``.
+    ``on_wait`` is told once, with who holds the lock, that we are waiting.
+    """
+    if try_lock():
+        return
+    who = holder()
+    if wait is None or wait <= 0:
+        raise MirrorBusy(location, who)
+    if on_wait is not None:
+        on_wait(who)
+    deadline = time.monotonic() + wait if math.isfinite(wait) else math.inf
+    while True:
+        time.sleep(POLL_SECONDS)
+        if try_lock():
+            return
+        if time.monotonic() >= deadline:
+            raise MirrorBusy(location, holder(), waited=wait)
 
 
 @contextlib.contextmanager
-def mirror_lock(location: str) -> Iterator[None]:
+def mirror_lock(
+    location: str,
+    *,
+    wait: float | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> Iterator[None]:
     """Hold an exclusive lock on ``<location>.lock`` when ``location`` is a file path."""
     path = Path(location)
     if "://" in location or not path.parent.is_dir():
@@ -33,15 +74,20 @@ def mirror_lock(location: str) -> Iterator[None]:
 
     lock_path = path.with_name(path.name + ".lock")
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+
+    def try_lock() -> bool:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
-            raise StoreError(
-                f"another nvdsync sync (pid {holder}) is writing {location}; wait for it "
-                "to finish, or stop it: the next sync resumes where it stopped"
-            ) from None
+            return False
+        return True
+
+    def holder() -> str:
+        pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        return f"pid {pid}" if pid else "another process"
+
+    try:
+        acquire(try_lock, holder, location, wait=wait, on_wait=on_wait)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield

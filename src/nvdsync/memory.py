@@ -13,13 +13,17 @@ format a line with ``format()``/``format_stats()`` and log it themselves. RSS an
 readers are injectable so tests can drive it with fixed numbers. Sizes are reported in
 MB meaning MiB (1,048,576 bytes), as ``ps``/``top`` do.
 
-A monitor is meant to be used from one thread (the batching stage); it has no locks.
+Threads: the pipeline checks from its database thread and its event loop, and the
+background sampler (:mod:`nvdsync.memory_sampler`) feeds ``sample_rss()`` from its own
+thread, so the counters are updated under a lock. What to *do* about a status
+(backpressure, periodic collections, log lines) is :mod:`nvdsync.memory_policy`'s job.
 """
 
 from __future__ import annotations
 
 import gc
 import sys
+import threading
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -27,7 +31,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["MemoryMonitor", "MemorySample", "MemoryStats", "MemoryStatus"]
+__all__ = ["GcResult", "MemoryMonitor", "MemorySample", "MemoryStats", "MemoryStatus"]
 
 _MB = 1024 * 1024
 
@@ -53,6 +57,24 @@ class MemorySample:
     system_total_mb: float
     system_available_mb: float
     status: MemoryStatus
+
+
+@dataclass(frozen=True, slots=True)
+class GcResult:
+    """What one collection did: unreachable objects found and RSS it gave back (MB).
+
+    ``freed_mb`` is RSS before minus RSS after, so it can be 0 or even negative:
+    CPython's allocator keeps freed arenas for reuse, which is why a collection often
+    frees objects without shrinking RSS.
+    """
+
+    objects: int
+    freed_mb: float
+    rss_after_mb: float
+
+    def describe(self) -> str:
+        """``1247 objects, 23.4MB freed``."""
+        return f"{self.objects} objects, {round(self.freed_mb, 1) + 0.0:.1f}MB freed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +132,11 @@ class MemoryMonitor:
         self._read_rss = rss_reader
         self._read_system = system_reader
         self._collect = collector
+        self._lock = threading.Lock()
         #: Label of the ``check()`` that last ran a collection, for the caller's logs.
         self.last_gc_label: str | None = None
+        #: What the last collection (threshold-driven or ``collect()``) did.
+        self.last_gc: GcResult | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -122,6 +147,12 @@ class MemoryMonitor:
         self._last_status = MemoryStatus.NORMAL  # status seen by the previous check()
         self._rss_at_last_gc_mb: float | None = None
         self.last_gc_label = None
+        self.last_gc = None
+
+    @property
+    def baseline_mb(self) -> float | None:
+        """RSS at ``start()`` (or at the first sample), in MB."""
+        return self._baseline_mb
 
     def start(self) -> MemorySample:
         """Reset the counters, take the baseline reading and return it as a sample."""
@@ -129,23 +160,46 @@ class MemoryMonitor:
         self._baseline_mb = self._read_rss() / _MB
         return self.sample()
 
+    def sample_rss(self) -> float:
+        """Read RSS only (MB) and update the peak: the background sampler's call, and
+        the per-batch one, cheaper than ``sample()`` (no system-wide read)."""
+        rss_mb = self._read_rss() / _MB
+        with self._lock:
+            if self._baseline_mb is None:
+                self._baseline_mb = rss_mb
+            if rss_mb > self._peak_mb:
+                self._peak_mb = rss_mb
+            self._samples += 1
+        return rss_mb
+
     def sample(self) -> MemorySample:
         """Read memory now and update the peak. Starts the monitor if ``start()`` wasn't."""
-        rss_mb = self._read_rss() / _MB
-        if self._baseline_mb is None:
-            self._baseline_mb = rss_mb
-        if rss_mb > self._peak_mb:
-            self._peak_mb = rss_mb
-        self._samples += 1
+        rss_mb = self.sample_rss()
         total, available = self._read_system()
+        with self._lock:
+            peak, baseline = self._peak_mb, self._baseline_mb
+        assert baseline is not None
         return MemorySample(
             rss_mb=rss_mb,
-            peak_mb=self._peak_mb,
-            growth_mb=rss_mb - self._baseline_mb,
+            peak_mb=peak,
+            growth_mb=rss_mb - baseline,
             system_total_mb=total / _MB,
             system_available_mb=available / _MB,
             status=self.status_for(rss_mb),
         )
+
+    def collect(self, label: str) -> GcResult:
+        """Run the collector now (a periodic GC point, or a crossing) and measure it."""
+        before = self._read_rss() / _MB
+        found = self._collect()
+        after = self.sample_rss()
+        result = GcResult(found if isinstance(found, int) else 0, before - after, after)
+        with self._lock:
+            self._gcs_run += 1
+            self._rss_at_last_gc_mb = before
+        self.last_gc_label = label
+        self.last_gc = result
+        return result
 
     def status_for(self, rss_mb: float) -> MemoryStatus:
         """Classify an RSS value (thresholds are inclusive)."""
@@ -166,10 +220,7 @@ class MemoryMonitor:
         """
         sample = self.sample()
         if self.auto_gc and self._should_collect(sample):
-            self._collect()
-            self._gcs_run += 1
-            self._rss_at_last_gc_mb = sample.rss_mb
-            self.last_gc_label = label
+            self.collect(label)
         self._last_status = sample.status
         return sample
 
@@ -212,11 +263,19 @@ class MemoryMonitor:
         )
 
     def format_stats(self) -> str:
-        """The final log line, e.g. ``memory final: peak 312.4MB, growth +67.1MB, 0 GCs run``."""
+        """The final log line: ``memory statistics: peak 312.4MB, growth +67.1MB, GCs run: 0``."""
         stats = self.stats()
         return (
-            f"memory final: peak {stats.peak_mb:.1f}MB, growth {_signed(stats.growth_mb)}MB, "
-            f"{stats.gcs_run} GCs run"
+            f"memory statistics: peak {stats.peak_mb:.1f}MB, "
+            f"growth {_signed(stats.growth_mb)}MB, GCs run: {stats.gcs_run}"
+        )
+
+    @staticmethod
+    def format_system(sample: MemorySample) -> str:
+        """``system memory: 12.4GB available of 16.0GB``."""
+        return (
+            f"system memory: {sample.system_available_mb / 1024:.1f}GB available of "
+            f"{sample.system_total_mb / 1024:.1f}GB"
         )
 
     @staticmethod

@@ -145,6 +145,12 @@ class RunInfo(msgspec.Struct):
     retries: int = 0
     peak_rss_mb: float | None = None
     error: str | None = None
+    # Memory figures (schema 0002); None for runs recorded before it.
+    start_rss_mb: float | None = None
+    growth_mb: float | None = None
+    gcs_run: int | None = None
+    warning_mb: float | None = None
+    critical_mb: float | None = None
 
 
 class StoreStatus(msgspec.Struct):

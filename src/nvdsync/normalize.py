@@ -21,6 +21,7 @@ import re
 
 import msgspec
 
+from nvdsync.cpe import split_fs
 from nvdsync.models import CpeMatch, CveRecord, CvssScore, Kev, Quarantined, Reference
 
 __all__ = ["RawCve", "normalize", "split_cpe"]
@@ -189,7 +190,7 @@ def split_cpe(criteria: str) -> tuple[str | None, str | None, str | None, str | 
     Anything that is not a 13-component ``cpe:2.3:`` string gives four ``None``.
     """
     if "\\" in criteria:
-        parts = _split_escaped(criteria)
+        parts = split_fs(criteria)
         if parts is None:
             return _NO_PARTS
     else:
@@ -303,24 +304,3 @@ def _cpe_matches(configurations: tuple[_Configuration, ...]) -> tuple[CpeMatch, 
                     )
                 )
     return tuple(out)
-
-
-def _split_escaped(criteria: str) -> list[str] | None:
-    """Split on unescaped ``:``; ``None`` if the string ends in a dangling backslash."""
-    parts: list[str] = []
-    current: list[str] = []
-    chars = iter(criteria)
-    for char in chars:
-        if char == "\\":
-            escaped = next(chars, None)
-            if escaped is None:
-                return None
-            current.append(char)
-            current.append(escaped)
-        elif char == ":":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return parts

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from nvdsync.decode import PageHeader
-    from nvdsync.memory import MemoryMonitor
+    from nvdsync.memory_policy import MemoryPolicy
     from nvdsync.retry import RetryPolicy
     from nvdsync.source.nvd import NvdSource, PageBody
     from nvdsync.store.base import Store
@@ -69,8 +69,7 @@ class Runner:
         store: Store,
         source: NvdSource,
         retry: RetryPolicy,
-        monitor: MemoryMonitor,
-        batch_size: int,
+        memory: MemoryPolicy,
         workers: int,
         catchup_passes: int,
         now: Callable[[], Any],
@@ -79,8 +78,10 @@ class Runner:
         self.store = store
         self.source = source
         self.retry = retry
-        self.monitor = monitor
-        self.batch_size = batch_size
+        # Batch size and read-ahead come from the memory policy: backpressure lowers
+        # them while memory is critical.
+        self.memory = memory
+        self.monitor = memory.monitor
         self.workers = workers
         self.catchup_passes = catchup_passes
         self.now = now
@@ -146,6 +147,10 @@ class Runner:
                 furthest = max(pending)
                 await self._cancel({furthest: pending.pop(furthest)})
                 scheduled = min(scheduled, furthest)
+            if self.memory.prefetch_paused:
+                # Backpressure: no page beyond the cursor starts while memory is
+                # critical. Downloads already running finish (their bytes are spent).
+                return
             while fresh and len(pending) < room and scheduled < (window.total or 0):
                 pending[scheduled] = self._spawn(window, scheduled, plan.page_size)
                 scheduled += plan.page_size
@@ -250,7 +255,7 @@ class Runner:
                 await downloaded(True)  # fetched again: count it in `workers`
                 body = await self.source.fetch(window, cursor, plan.page_size)
             await downloaded(False)
-            self.monitor.sample()  # the peak is often here: a body just spooled
+            self.monitor.sample_rss()  # the peak is often here: a body just spooled
             with body:
                 return await self.db(self._write_page, plan, index, body, cursor)
 
@@ -258,10 +263,10 @@ class Runner:
         self.pages += 1
         self.written += step.written
         self.quarantined += step.quarantined
-        sample = self.monitor.check("page")
-        log.info("page startIndex=%d: %d records, %d written, %d quarantined (total %d); %s",
+        log.info("page startIndex=%d: %d records, %d written, %d quarantined (total %d)",
                  cursor, step.header.count, step.written, step.quarantined,
-                 step.header.total, self.monitor.format("memory", sample))
+                 step.header.total)
+        self.memory.after_page(self.pages)  # memory lines every N pages and on crossings
         return step
 
     # --- committing (on the database thread) --------------------------------------------
@@ -290,8 +295,9 @@ class Runner:
         while ahead is not None:
             chunk.append(ahead)
             ahead = next(results, None)
-            if len(chunk) < self.batch_size and ahead is not None:
+            if len(chunk) < self.memory.batch_size and ahead is not None:
                 continue
+            self.memory.after_batch()
             self._write_batch(chunk, plan if ahead is None else None, window, step)
             chunk = []
         if header.count == 0:
@@ -322,7 +328,7 @@ class Runner:
                 window.next_index, window.total, window.done, window.unstable = before
                 raise
         step.quarantined += len(bad)
-        self.monitor.sample()  # cheap (one /proc read); keeps the reported peak honest
+        self.memory.after_db_batch()  # thresholds: GC on crossing, backpressure
         log.debug("batch committed: %d records, %d quarantined", len(records), len(bad))
 
     def _report(self, plan: SyncPlan, index: int) -> None:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     import httpx
 
     from nvdsync.config import Settings
+    from nvdsync.memory import MemoryMonitor
+    from nvdsync.memory_sampler import RssSample
     from nvdsync.models import Window
     from nvdsync.pipeline import PageEvent
     from nvdsync.ratelimit import RateLimiter
@@ -67,12 +69,22 @@ class SyncReport(msgspec.Struct):
         return self.outcome == "success"
 
 
-def _finish_run(store: Store, run: RunInfo) -> None:
-    """Record the run's end; a failure here must not hide the sync's own error."""
+def _finish_run(store: Store, run: RunInfo, samples: list[RssSample]) -> None:
+    """Record the run's end and its memory samples; a failure here must not hide the
+    sync's own error."""
+    from nvdsync.store.runs import RunHistory
+
     try:
         store.finish_run(run)
+        history = RunHistory.of(store)
+        if history is not None:
+            history.save_samples(run.id, samples)
     except NvdSyncError as exc:
         log.error("could not record the end of run %d: %s", run.id, exc)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def _utcnow() -> datetime:
@@ -89,10 +101,22 @@ def sync(
     store: Store | None = None,
     on_page: Callable[[PageEvent], None] | None = None,
     now: Callable[[], datetime] = _utcnow,
+    wait: float | None = None,
+    on_wait: Callable[[str], None] | None = None,
+    monitor: MemoryMonitor | None = None,
 ) -> SyncReport:
-    """Bring the mirror up to date; see :func:`sync_async`."""
+    """Bring the mirror up to date; see :func:`sync_async`.
+
+    Memory: the thresholds and GC points come from ``settings``
+    (``memory_warning_mb``, ``memory_critical_mb``, ``auto_gc``, ``gc_every_*``,
+    ``memory_log_every_pages``, ``memory_sample_seconds``), so an embedding
+    application sets its own with ``Settings(memory_warning_mb=..., ...)``. To
+    measure memory another way (say, a cgroup's usage instead of RSS), pass a
+    ``monitor`` built with your own ``rss_reader``; its thresholds then win.
+    """
     return asyncio.run(sync_async(settings, full=full, since=since, restart=restart,
-                                  client=client, store=store, on_page=on_page, now=now))
+                                  client=client, store=store, on_page=on_page, now=now,
+                                  wait=wait, on_wait=on_wait, monitor=monitor))
 
 
 def build_source(
@@ -136,37 +160,56 @@ async def sync_async(
     now: Callable[[], datetime] = _utcnow,
     repair: list[Window] | None = None,
     limiter: RateLimiter | None = None,
+    wait: float | None = None,
+    on_wait: Callable[[str], None] | None = None,
+    monitor: MemoryMonitor | None = None,
 ) -> SyncReport:
     """Run one sync. Returns a successful report or raises SyncIncomplete.
 
     ``repair`` re-fetches the given windows only (``verify --repair``): the watermark
     is left alone. ``limiter`` shares a rate limiter with requests made before.
+    When another sync is writing the mirror this raises
+    :class:`~nvdsync.errors.MirrorBusy`, or with ``wait`` (seconds, ``math.inf`` for
+    no limit) first waits for it, calling ``on_wait(holder)`` once.
     """
     from nvdsync.memory import MemoryMonitor
+    from nvdsync.memory_policy import MemoryPolicy
+    from nvdsync.memory_sampler import MemorySampler
     from nvdsync.pipeline import Runner
     from nvdsync.store import open_store
 
     if since is not None and since.tzinfo is None:
         raise ConfigError("--since needs a timezone or a date (UTC is assumed for dates)")
     try:
-        monitor = MemoryMonitor(settings.memory_warning_mb, settings.memory_critical_mb,
-                                auto_gc=settings.auto_gc)
+        if monitor is None:
+            monitor = MemoryMonitor(settings.memory_warning_mb, settings.memory_critical_mb,
+                                    auto_gc=settings.auto_gc)
+        sampler = MemorySampler(monitor.sample_rss, settings.memory_sample_seconds)
+        memory = MemoryPolicy(
+            monitor, batch_size=settings.batch_size,
+            gc_every_batches=settings.gc_every_batches,
+            gc_every_pages=settings.gc_every_pages,
+            gc_every_db_batches=settings.gc_every_db_batches,
+            log_every_pages=settings.memory_log_every_pages, sampler=sampler,
+        )
     except ValueError as exc:
-        raise ConfigError(f"memory thresholds: {exc}") from exc
+        raise ConfigError(f"memory settings: {exc}") from exc
     own_store = store is None
     store = store if store is not None else open_store(settings.db)
     own_client = client is None
     if client is None:
         client = make_client(settings)
     source, retry, limiter = build_source(settings, client, limiter)
-    runner = Runner(store=store, source=source, retry=retry, monitor=monitor,
-                    batch_size=settings.batch_size, workers=settings.workers,
-                    catchup_passes=settings.catchup_passes, now=now, on_page=on_page)
+    runner = Runner(store=store, source=source, retry=retry, memory=memory,
+                    workers=settings.workers, catchup_passes=settings.catchup_passes,
+                    now=now, on_page=on_page)
     started = time.monotonic()
     report: SyncReport | None = None
     held = contextlib.ExitStack()
     try:
-        held.enter_context(store.writer_lock())
+        # In a thread: waiting for the lock must not block an event loop that serves.
+        await asyncio.to_thread(held.enter_context,
+                                store.writer_lock(wait=wait, on_wait=on_wait))
         pending = await runner.db(store.load_plan)
         if repair is not None and pending is not None and pending.mode != "repair":
             raise ConfigError("an interrupted sync is pending: run `nvdsync sync` to finish it "
@@ -190,7 +233,8 @@ async def sync_async(
             log.info("resuming the %s sync of run %d", plan.mode, plan.run_id)
         # The baseline is taken just before the first request, after the database is
         # open, so "growth" is what syncing costs, not what opening a database costs.
-        log.info(monitor.format("memory at start of sync", monitor.start()))
+        # The sampler thread starts here too; ``memory.finish()`` below stops it.
+        memory.start()
         report = SyncReport(run_id, plan.mode, "running", resumed, store.location)
         outcome, error = "failed", None
         try:
@@ -214,7 +258,7 @@ async def sync_async(
             log.error("sync failed, watermark unchanged: %s", error)
             raise
         finally:
-            stats = monitor.stats()
+            stats = memory.finish()  # stops the sampler, logs "memory statistics: ..."
             report.outcome, report.error = outcome, error
             report.pages, report.records_written = runner.pages, runner.written
             report.records_quarantined = runner.quarantined
@@ -222,7 +266,7 @@ async def sync_async(
             report.retry_reasons = dict(retry.reasons)
             report.rate_limit_wait_s = round(limiter.waited, 3) if limiter else 0.0
             report.duration_s = round(time.monotonic() - started, 3)
-            report.peak_rss_mb = round(max(stats.peak_mb, monitor.sample().rss_mb), 1)
+            report.peak_rss_mb = round(stats.peak_mb, 1)
             report.memory_growth_mb = round(stats.growth_mb, 1)
             report.gcs_run = stats.gcs_run
             await runner.db(_finish_run, store, RunInfo(
@@ -230,8 +274,10 @@ async def sync_async(
                 outcome=outcome, pages=runner.pages, records_written=runner.written,
                 records_quarantined=runner.quarantined, retries=retry.retries,
                 peak_rss_mb=report.peak_rss_mb, error=error,
-            ))
-            log.info(monitor.format_stats())
+                start_rss_mb=_round(monitor.baseline_mb), growth_mb=report.memory_growth_mb,
+                gcs_run=stats.gcs_run, warning_mb=monitor.warning_mb,
+                critical_mb=monitor.critical_mb,
+            ), sampler.samples())
     finally:
         held.close()
         runner.close()

@@ -43,6 +43,19 @@ class Query:
     last_mod: tuple[str, str] | None = None
     pub: tuple[str, str] | None = None
     no_rejected: bool = False
+    cpe_name: str | None = None
+    is_vulnerable: bool = False
+    keyword: str | None = None
+    keyword_exact: bool = False
+    severity: tuple[str, str] | None = None  # ("cvssV3Severity", "HIGH")
+    cwe_id: str | None = None
+    has_kev: bool = False
+
+    @property
+    def filters_content(self) -> bool:
+        """Whether a filter needs the record's content, not just its key fields."""
+        return bool(self.cpe_name or self.keyword or self.severity or self.cwe_id
+                    or self.has_kev)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +151,12 @@ class Dataset:
             candidates = [e for e in candidates if low <= e.last_modified <= high]
         if q.no_rejected:
             candidates = [e for e in candidates if not e.rejected]
+        if q.filters_content:
+            # Simple and slow on purpose: each record is normalised again per request,
+            # an independent check on the mirror's indexed search (see filters.py).
+            from nvdsync.mock.filters import matches
+
+            candidates = [e for e in candidates if matches(e.raw, q)]
         return candidates
 
     # -- changing ------------------------------------------------------------------

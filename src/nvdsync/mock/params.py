@@ -13,6 +13,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
 
+from nvdsync.cpe import parse_cpe
+from nvdsync.errors import InvalidQuery
 from nvdsync.mock.data import nvd_time
 from nvdsync.mock.dataset import Query
 
@@ -35,8 +37,30 @@ _NAMES = {
         "lastModEndDate",
         "pubStartDate",
         "pubEndDate",
+        "cpeName",
+        "isVulnerable",
+        "keywordSearch",
+        "keywordExactMatch",
+        "cvssV2Severity",
+        "cvssV3Severity",
+        "cvssV4Severity",
+        "cweId",
+        "hasKev",
     )
 }
+_FLAGS = ("noRejected", "isVulnerable", "keywordExactMatch", "hasKev")
+_SEVERITIES = {
+    "cvssV2Severity": ("LOW", "MEDIUM", "HIGH"),
+    "cvssV3Severity": ("LOW", "MEDIUM", "HIGH", "CRITICAL"),
+    "cvssV4Severity": ("LOW", "MEDIUM", "HIGH", "CRITICAL"),
+}
+# NVD's own weakness ids beside the CWE-nnn form (contract §3).
+# Bounds shared with the mirror's search (nvdsync.search_filters) so that the mock and
+# a served mirror refuse the same requests: CWE ids of at most 9 digits, keywords of
+# at most 1,000 characters.
+_CWE_RE = re.compile(r"CWE-\d{1,9}|NVD-CWE-Other|NVD-CWE-noinfo", re.IGNORECASE)
+_MAX_KEYWORD = 1000
+_CWE_CANONICAL = {"nvd-cwe-other": "NVD-CWE-Other", "nvd-cwe-noinfo": "NVD-CWE-noinfo"}
 # An explicit offset is required (NVD rejects offset-less dates since mid-2025, and
 # "-05" without minutes). A "+" the client failed to encode as %2B arrives as a space
 # after URL decoding, does not match, and is rejected like NVD does.
@@ -46,6 +70,7 @@ _DATE_RE = re.compile(
 )
 _CVE_ID_RE = re.compile(r"CVE-\d{4}-\d{4,}", re.IGNORECASE)
 _FLAG_VALUES = ("", "true")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class InvalidRequest(Exception):
@@ -53,8 +78,14 @@ class InvalidRequest(Exception):
 
     @property
     def message(self) -> str:
-        """The text for the ``message`` response header."""
-        return str(self)
+        """The text for the ``message`` response header.
+
+        Header values must be printable ASCII/latin-1: a parameter value echoed in the
+        message (non-ASCII, control characters) is escaped rather than breaking the
+        response.
+        """
+        text = str(self).encode("ascii", "backslashreplace").decode("ascii")
+        return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def parse_date(value: str) -> datetime:
@@ -125,17 +156,76 @@ def parse_query(query_string: str, max_page_size: int) -> Query:
         if canonical is None:
             raise InvalidRequest(f"Invalid parameter: {name}")
         params[canonical] = value  # a repeated parameter: the last one wins
-    flag = params.get("noRejected")
-    if flag is not None and flag.lower() not in _FLAG_VALUES:
-        raise InvalidRequest(f"Invalid noRejected value: {flag!r}; noRejected takes no value.")
+    flags = {name: _flag(params, name) for name in _FLAGS}
     cve_id = params.get("cveId")
     if cve_id is not None and not _CVE_ID_RE.fullmatch(cve_id):
         raise InvalidRequest(f"Invalid cveId value: {cve_id!r}.")
+    keyword = params.get("keywordSearch")
+    if keyword is not None and not keyword.strip():
+        raise InvalidRequest("Invalid keywordSearch value: it must not be empty.")
+    if keyword is not None and len(keyword) > _MAX_KEYWORD:
+        raise InvalidRequest(f"Invalid keywordSearch value: longer than {_MAX_KEYWORD} "
+                             "characters.")
+    if flags["keywordExactMatch"] and keyword is None:
+        raise InvalidRequest("keywordExactMatch requires keywordSearch.")
+    cpe_name = params.get("cpeName")
+    if cpe_name is not None:
+        _check_cpe_name(cpe_name)
+    if flags["isVulnerable"] and cpe_name is None:
+        raise InvalidRequest("isVulnerable requires cpeName.")
     return Query(
         start_index=_int(params, "startIndex", 0, 0, 2**62),
         results_per_page=_int(params, "resultsPerPage", max_page_size, 1, max_page_size),
         cve_id=cve_id,
         last_mod=_window(params, "lastModStartDate", "lastModEndDate"),
         pub=_window(params, "pubStartDate", "pubEndDate"),
-        no_rejected=flag is not None,
+        no_rejected=flags["noRejected"],
+        cpe_name=cpe_name,
+        is_vulnerable=flags["isVulnerable"],
+        keyword=keyword.strip() if keyword is not None else None,
+        keyword_exact=flags["keywordExactMatch"],
+        severity=_severity(params),
+        cwe_id=_cwe(params.get("cweId")),
+        has_kev=flags["hasKev"],
     )
+
+
+def _flag(params: dict[str, str], name: str) -> bool:
+    """Flags take no value; ``name``, ``name=`` and ``name=true`` are all accepted."""
+    value = params.get(name)
+    if value is not None and value.lower() not in _FLAG_VALUES:
+        raise InvalidRequest(f"Invalid {name} value: {value!r}; {name} takes no value.")
+    return value is not None
+
+
+def _severity(params: dict[str, str]) -> tuple[str, str] | None:
+    """The one severity filter as (parameter, upper-case value), or None."""
+    given = [(name, params[name]) for name in _SEVERITIES if name in params]
+    if len(given) > 1:
+        raise InvalidRequest("Only one of cvssV2Severity, cvssV3Severity and cvssV4Severity "
+                             "may be given.")
+    if not given:
+        return None
+    name, value = given[0]
+    if value.upper() not in _SEVERITIES[name]:
+        raise InvalidRequest(
+            f"Invalid {name} value: {value!r}; use one of {', '.join(_SEVERITIES[name])}."
+        )
+    return name, value.upper()
+
+
+def _cwe(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not _CWE_RE.fullmatch(value):
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise InvalidRequest(f"Invalid cweId value: {shown!r}; e.g. CWE-79 or NVD-CWE-Other.")
+    return _CWE_CANONICAL.get(value.lower(), value.upper())
+
+
+def _check_cpe_name(value: str) -> None:
+    """A full CPE 2.3 name whose part, vendor, product and version are not ``*``."""
+    try:
+        parse_cpe(value, allow_any_version=False)
+    except InvalidQuery as exc:
+        raise InvalidRequest(f"Invalid cpeName value: {exc}") from None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from contextlib import AbstractContextManager
     from datetime import datetime
 
@@ -36,8 +36,14 @@ class Store(Protocol):
         """
         ...
 
-    def writer_lock(self) -> AbstractContextManager[None]:
-        """Exclusive for one sync; raises StoreError when another holds it."""
+    def writer_lock(
+        self, *, wait: float | None = None, on_wait: Callable[[str], None] | None = None
+    ) -> AbstractContextManager[None]:
+        """Exclusive for one sync; raises MirrorBusy when another holds it.
+
+        With ``wait`` (seconds, or ``math.inf``) it waits that long for the holder to
+        finish, calling ``on_wait(holder)`` once when it starts waiting.
+        """
         ...
 
     def begin_run(self, mode: str, started_at: datetime) -> int: ...

@@ -40,6 +40,8 @@ from sqlalchemy import (
     Text,
 )
 
+from nvdsync.store import fulltext
+
 __all__ = [
     "CHILD_TABLES",
     "KeyText",
@@ -49,6 +51,7 @@ __all__ = [
     "cves",
     "metadata",
     "quarantine",
+    "run_samples",
     "runs",
     "state",
 ]
@@ -102,6 +105,10 @@ cves = Table(
     # (published, id) is the export order and the keyset used by iter_raw.
     Index("ix_cves_published_id", "published", "id"),
     Index("ix_cves_last_modified", "last_modified"),
+    # Search filters (migration 0003) selective enough to drive a query: the KEV
+    # catalogue (~1,400 of ~300,000 CVEs) and rare statuses (Received, Rejected).
+    Index("ix_cves_kev_date_added", "kev_date_added"),
+    Index("ix_cves_vuln_status", "vuln_status"),
 )
 
 cve_cwes = Table(
@@ -110,6 +117,7 @@ cve_cwes = Table(
     _cve_fk(),
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("cwe", Text, nullable=False),
+    Index("ix_cve_cwes_cwe", "cwe"),  # the --cwe search filter (migration 0003)
     sqlite_with_rowid=False,
 )
 
@@ -172,8 +180,28 @@ runs = Table(
     Column("retries", Integer, nullable=False, default=0),
     Column("peak_rss_mb", Float),
     Column("error", Text),
+    # Memory figures (migration 0002). The thresholds in force are kept with the run
+    # so that a chart drawn later shows the lines this run was judged against.
+    Column("start_rss_mb", Float),
+    Column("growth_mb", Float),
+    Column("gcs_run", Integer),
+    Column("warning_mb", Float),
+    Column("critical_mb", Float),
     # AUTOINCREMENT so a run id is never reused: plans refer to runs by id.
     sqlite_autoincrement=True,
+)
+
+#: RSS over a run's time (migration 0002): about one sample a second plus one per
+#: committed page, downsampled for long runs (see ``nvdsync.memory_sampler``).
+#: ``page`` is the pages-committed count when the sample marks a page, else NULL.
+run_samples = Table(
+    "run_samples",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("t_seconds", Float, nullable=False),
+    Column("rss_mb", Float, nullable=False),
+    Column("page", Integer),
 )
 
 state = Table(
@@ -182,3 +210,6 @@ state = Table(
     Column("key", Text, primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# Full-text search over descriptions (FTS5 / tsvector, migration 0003).
+fulltext.install(cves)

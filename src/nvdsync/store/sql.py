@@ -1,15 +1,13 @@
 """``SqlStore``: the :class:`~nvdsync.store.base.Store` port on SQLite and PostgreSQL.
 
-All SQL is SQLAlchemy Core. The dialect-specific pieces are the upsert
-(``INSERT ... ON CONFLICT DO UPDATE``, see :mod:`.bulk`) and, on PostgreSQL, the
-``FOR UPDATE`` row locks that SQLite does not need (its writers are serialised by
-``BEGIN IMMEDIATE``). Every public method runs in one transaction and turns
+All SQL is SQLAlchemy Core. Every public method runs in one transaction and turns
 database errors into :class:`~nvdsync.errors.StoreError` through
-:func:`.engine.translate_errors`.
+:func:`.engine.translate_errors`. The dialect-specific pieces live beside this module:
+the write path in :mod:`.writes` and :mod:`.bulk` (upserts, ``executemany``), the
+writer lock in :mod:`.locking`.
 
 ``write_batch`` is the hot path of a sync (a full sync writes ~300,000 records), so
-it sends each kind of row with a single ``executemany`` and compresses records
-before taking the write lock.
+it compresses records and builds their rows before the write transaction starts.
 """
 
 from __future__ import annotations
@@ -17,31 +15,23 @@ from __future__ import annotations
 import zlib
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import partial
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
 import msgspec
-from sqlalchemy import bindparam, delete, func, select, text, tuple_, update
+from sqlalchemy import bindparam, delete, func, select, tuple_, update
 
 from nvdsync.errors import StoreError
-from nvdsync.lock import mirror_lock
 from nvdsync.models import RunInfo, StoreStatus, SyncPlan
-from nvdsync.store.bulk import BulkStatement, upsert
+from nvdsync.store.bulk import upsert
 from nvdsync.store.engine import WRITE, translate_errors
+from nvdsync.store.locking import writer_lock
 from nvdsync.store.rows import (
-    CPE_COLUMNS,
-    CVE_COLUMNS,
-    CWE_COLUMNS,
-    QUARANTINE_COLUMNS,
-    REFERENCE_COLUMNS,
-    child_rows,
     compress,
     cve_row,
     decompress,
     record_from_rows,
 )
 from nvdsync.store.schema import (
-    CHILD_TABLES,
     cve_cpe_matches,
     cve_cwes,
     cve_references,
@@ -50,9 +40,11 @@ from nvdsync.store.schema import (
     state,
 )
 from nvdsync.store.schema import runs as runs_table  # ``status`` has a ``runs`` argument
+from nvdsync.store.writes import BatchWriter, newest
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
+    from contextlib import AbstractContextManager
 
     from sqlalchemy.engine import Connection, Engine
 
@@ -61,24 +53,8 @@ if TYPE_CHECKING:
 __all__ = ["SqlStore"]
 
 _PAGE = 500  # rows per iter_raw query: ~1 MB of compressed JSON in memory
-_IN_CHUNK = 500  # ids per IN (...) list, well under every driver's parameter limit
 _WATERMARK = "watermark"
 _PLAN = "plan"
-
-
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), _IN_CHUNK):
-        yield items[start : start + _IN_CHUNK]
-
-
-def _newest(records: Iterable[CveRecord]) -> dict[str, CveRecord]:
-    """One record per id: the one with the greatest ``last_modified`` (later wins ties)."""
-    newest: dict[str, CveRecord] = {}
-    for record in records:
-        seen = newest.get(record.id)
-        if seen is None or record.last_modified >= seen.last_modified:
-            newest[record.id] = record
-    return newest
 
 
 def _now() -> str:
@@ -88,10 +64,6 @@ def _now() -> str:
 def _require_aware(value: datetime, name: str) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got {value.isoformat()}")
-
-
-# Advisory lock key held by the one sync writing a PostgreSQL mirror ("nvdsyncW").
-_WRITER_LOCK = 0x6E766473_796E6357
 
 
 class SqlStore:
@@ -105,21 +77,8 @@ class SqlStore:
         dialect = engine.dialect.name
         if dialect not in ("sqlite", "postgresql"):
             raise StoreError(f"{location}: unsupported database dialect {dialect!r}")
-        bulk = partial(BulkStatement, dialect=engine.dialect)
-        # The upsert guards last_modified itself too, so a record that another
-        # writer made newer after our pre-read is still never replaced by an older one.
-        self._upsert_cves = bulk(upsert(dialect, cves, newer_only=True), columns=CVE_COLUMNS)
-        self._insert_children = [
-            bulk(table.insert(), columns=columns)
-            for table, columns in zip(
-                CHILD_TABLES, (CWE_COLUMNS, CPE_COLUMNS, REFERENCE_COLUMNS), strict=True
-            )
-        ]
-        self._insert_quarantine = bulk(quarantine.insert(), columns=QUARANTINE_COLUMNS)
+        self._batches = BatchWriter(engine.dialect)
         self._upsert_state = upsert(dialect, state)
-        lock = dialect == "postgresql"  # SQLite's BEGIN IMMEDIATE already serialises
-        versions = select(cves.c.id, cves.c.last_modified).order_by(cves.c.id)
-        self._versions = versions.with_for_update() if lock else versions
         page = select(cves.c.published, cves.c.id, cves.c.raw)
         page = page.order_by(cves.c.published, cves.c.id).limit(_PAGE)
         self._first_page = page
@@ -165,62 +124,18 @@ class SqlStore:
         quarantined: Sequence[Quarantined] = (),
         plan: SyncPlan | None = None,
     ) -> int:
-        newest = _newest(records)
-        # Sorted so that concurrent PostgreSQL writers lock rows in the same order
-        # and cannot deadlock each other.
-        ids = sorted(newest)
+        latest = newest(records)
         # CPU work (compression, row tuples) happens before the write lock is taken.
-        rows = {cve_id: cve_row(record) for cve_id, record in newest.items()}
+        rows = {cve_id: cve_row(record) for cve_id, record in latest.items()}
         received = _now()
         held = [(q.cve_id, q.reason, compress(q.raw), received) for q in quarantined]
         plan_text = msgspec.json.encode(plan).decode() if plan is not None else None
 
         with self._write("writing a batch") as conn:
-            stored: dict[str, str] = {}
-            for chunk in _chunks(ids):
-                query = self._versions.where(cves.c.id.in_(chunk))
-                stored.update((row.id, row.last_modified) for row in conn.execute(query))
-            keep = [
-                newest[cve_id]
-                for cve_id in ids
-                if cve_id not in stored or newest[cve_id].last_modified >= stored[cve_id]
-            ]
-            if keep:
-                self._replace(conn, keep, [rows[r.id] for r in keep], stored)
-            fresh = [row for row in held if not self._already_held(conn, row[0], row[2])]
-            if fresh:
-                self._insert_quarantine.run(conn, fresh)
+            written = self._batches.write(conn, latest, rows, held)
             if plan_text is not None:
                 conn.execute(self._upsert_state, {"key": _PLAN, "value": plan_text})
-        return len(keep)
-
-    @staticmethod
-    def _already_held(conn: Connection, cve_id: str | None, blob: bytes) -> bool:
-        """The same bad record comes back on every retry, re-page and resume: keep one.
-
-        Quarantine is rare, so an unindexed blob comparison costs nothing in practice.
-        """
-        same_id = quarantine.c.cve_id.is_(None) if cve_id is None else (
-            quarantine.c.cve_id == cve_id)
-        query = select(quarantine.c.id).where(same_id, quarantine.c.raw == blob).limit(1)
-        return conn.execute(query).first() is not None
-
-    def _replace(
-        self,
-        conn: Connection,
-        records: list[CveRecord],
-        rows: list[tuple[Any, ...]],
-        stored: dict[str, str],
-    ) -> None:
-        # Children are deleted explicitly: an upsert is an UPDATE, which does not
-        # cascade. New ids have no children, so only replaced ids need the deletes.
-        replaced = [r.id for r in records if r.id in stored]
-        for table in CHILD_TABLES:
-            for chunk in _chunks(replaced):
-                conn.execute(delete(table).where(table.c.cve_id.in_(chunk)))
-        self._upsert_cves.run(conn, rows)
-        for insert, children in zip(self._insert_children, child_rows(records), strict=True):
-            insert.run(conn, children)
+        return written
 
     def begin_run(self, mode: str, started_at: datetime) -> int:
         values = {
@@ -254,6 +169,11 @@ class SqlStore:
             "retries": run.retries,
             "peak_rss_mb": run.peak_rss_mb,
             "error": run.error,
+            "start_rss_mb": run.start_rss_mb,
+            "growth_mb": run.growth_mb,
+            "gcs_run": run.gcs_run,
+            "warning_mb": run.warning_mb,
+            "critical_mb": run.critical_mb,
         }
         with self._write("finishing a run") as conn:
             result = conn.execute(
@@ -381,37 +301,11 @@ class SqlStore:
             runs=[RunInfo(**dict(row)) for row in recent],
         )
 
-    @contextmanager
-    def writer_lock(self) -> Iterator[None]:
-        """Be the only sync writing this mirror until the block ends.
-
-        SQLite: an exclusive ``flock`` on ``<file>.lock``. PostgreSQL: a session-level
-        advisory lock on a connection held for the whole sync. Both die with the
-        process, so a ``kill -9`` never leaves a stale lock behind.
-        """
-        if self._engine.dialect.name != "postgresql":
-            with mirror_lock(self.location):
-                yield
-            return
-        with translate_errors(self.location, "taking the writer lock"):
-            conn = self._engine.connect()
-        try:
-            with translate_errors(self.location, "taking the writer lock"):
-                got = conn.execute(text("SELECT pg_try_advisory_lock(:key)"),
-                                   {"key": _WRITER_LOCK}).scalar()
-                conn.commit()
-            if not got:
-                raise StoreError(f"another nvdsync sync is writing {self.location}; wait "
-                                 "for it to finish: the next sync resumes where it stopped")
-            try:
-                yield
-            finally:
-                with translate_errors(self.location, "releasing the writer lock"):
-                    conn.execute(text("SELECT pg_advisory_unlock(:key)"),
-                                 {"key": _WRITER_LOCK})
-                    conn.commit()
-        finally:
-            conn.close()
+    def writer_lock(
+        self, *, wait: float | None = None, on_wait: Callable[[str], None] | None = None
+    ) -> AbstractContextManager[None]:
+        """Be the only sync writing this mirror; see :mod:`.locking`."""
+        return writer_lock(self._engine, self.location, wait=wait, on_wait=on_wait)
 
     def close(self) -> None:
         self._engine.dispose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from nvdsync.store.fulltext import include_name
 from nvdsync.store.schema import metadata
 
 connection = context.config.attributes.get("connection")
@@ -22,6 +23,7 @@ if connection is None or context.is_offline_mode():
 context.configure(
     connection=connection,
     target_metadata=metadata,
+    include_name=include_name,  # FTS5 virtual and shadow tables cannot be compared
     # SQLite cannot ALTER most things; batch mode rebuilds tables instead.
     render_as_batch=connection.dialect.name == "sqlite",
 )
