@@ -18,8 +18,8 @@ from nvdsync.models import CveRecord
 if TYPE_CHECKING:
     from nvdsync.store import SqlStore
 
-# shared/ sits beside the repository checkout (locally and in CI).
-_DEFAULT = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "nvd" / "real-cves.jsonl"
+# The project's own copy of the public-domain records (tests/fixtures/nvd).
+_DEFAULT = Path(__file__).resolve().parents[1] / "fixtures" / "nvd" / "real-cves.jsonl"
 FIXTURE = Path(os.environ.get("NVDSYNC_REAL_CVES", str(_DEFAULT)))
 
 

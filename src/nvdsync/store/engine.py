@@ -125,10 +125,12 @@ def _sqlite_engine(target: Target) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
+            # busy_timeout first: switching a new file to WAL takes a lock, and a second
+            # process opening the same new mirror must wait for it, not fail at once.
+            cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")  # WAL stays consistent; faster
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             # Checkpoint every ~40 MB of WAL instead of SQLite's 4 MB: index pages
             # touched by many batches are copied into the database once, not once per
             # 4 MB. Measured on 20,000 records in batches of 50: ~30 % more records/s.
