@@ -16,6 +16,8 @@ instead of failing at its first write with a stale snapshot.
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,10 +127,8 @@ def _sqlite_engine(target: Target) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            # busy_timeout first: switching a new file to WAL takes a lock, and a second
-            # process opening the same new mirror must wait for it, not fail at once.
             cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")  # WAL stays consistent; faster
             cursor.execute("PRAGMA foreign_keys=ON")
             # Checkpoint every ~40 MB of WAL instead of SQLite's 4 MB: index pages
@@ -145,6 +145,25 @@ def _sqlite_engine(target: Target) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch to WAL, waiting for a process that is switching the same new file.
+
+    The switch needs an exclusive lock, and SQLite answers "database is locked" to a
+    second process at once, without calling the busy handler; two syncs started
+    together on a new mirror would otherwise fail one of them. Retried here for up to
+    the busy timeout.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextmanager
