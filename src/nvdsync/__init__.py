@@ -2,8 +2,12 @@
 
 Public API (everything else is internal)::
 
-    from nvdsync import load_settings, sync
-    report = sync(load_settings(db="nvd.sqlite"))
+    from nvdsync import Mirror, SearchQuery, load_settings, sync
+    settings = load_settings(db="nvd.sqlite")
+    report = sync(settings)
+    with Mirror.open(settings) as mirror:
+        raw = mirror.get("CVE-2021-44228")  # the record as NVD sent it (cached)
+        page = mirror.search(SearchQuery(cpe="cpe:2.3:a:apache:log4j:2.14.1:*:*:*:*:*:*:*"))
 
 Heavy modules are imported on first use, so ``import nvdsync`` stays cheap.
 """
@@ -31,6 +35,8 @@ from nvdsync.errors import (
 
 if TYPE_CHECKING:
     from nvdsync.config import Settings, load_settings
+    from nvdsync.mirror import Mirror
+    from nvdsync.search import SearchQuery
     from nvdsync.store import open_store
     from nvdsync.sync import SyncReport, sync, sync_async
     from nvdsync.verify import VerifyReport, verify
@@ -42,11 +48,13 @@ __all__ = [
     "ConfigError",
     "InvalidApiKey",
     "InvalidQuery",
+    "Mirror",
     "MirrorBusy",
     "NvdSyncError",
     "ParseError",
     "RateLimited",
     "RetryBudgetExceeded",
+    "SearchQuery",
     "ServerError",
     "Settings",
     "SourceError",
@@ -66,6 +74,8 @@ __all__ = [
 _LAZY = {
     "Settings": "nvdsync.config",
     "load_settings": "nvdsync.config",
+    "Mirror": "nvdsync.mirror",
+    "SearchQuery": "nvdsync.search",
     "open_store": "nvdsync.store",
     "SyncReport": "nvdsync.sync",
     "sync": "nvdsync.sync",
