@@ -157,3 +157,36 @@ def test_readers_see_only_whole_batches_while_a_sync_writes(mock_nvd, db):
     assert len(seen - {0, RECORDS}) >= 2
     assert all(n % 25 == 0 for n in seen)
     assert export_values(db) == mock_values(server)
+
+
+def test_ctrl_c_ends_a_sync_waiting_for_the_lock(mock_nvd, db):
+    import signal
+    import time
+
+    server = mock_nvd(generate(20, seed=64))
+    holder = open_store(db)
+    try:
+        with holder.writer_lock(), subprocess.Popen(
+            [sys.executable, "-m", "nvdsync", "sync", "--db", db, "--api-url", server.url,
+             "--no-progress", "--wait"],
+            env=cli_env(), stderr=subprocess.PIPE, text=True) as proc:
+            assert proc.stderr is not None
+            line = ""
+            while "waiting for the sync that is writing" not in line:
+                line = proc.stderr.readline()
+                assert line, "the sync ended before it started waiting"
+            time.sleep(0.5)  # well inside the wait
+            proc.send_signal(signal.SIGINT)
+            # The lock is still held: before the fix the waiting thread kept the
+            # process alive until the holder let go, so this timed out.
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                pytest.fail("Ctrl-C did not end a sync waiting for the writer lock")
+            rest = proc.stderr.read()
+    finally:
+        holder.close()
+    assert proc.returncode == 130, rest
+    assert "Traceback" not in rest
+    assert server.stats.requests == 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["POLL_SECONDS", "acquire", "mirror_lock"]
 
 #: How often a waiting sync tries the lock again. Polling (rather than a blocking
-#: call) keeps Ctrl-C and ``--wait-timeout`` working on both back ends.
+#: call) keeps ``--wait-timeout`` working on both back ends, and lets a ``stop``
+#: event (set when the waiting task is cancelled, e.g. by Ctrl-C) end the wait.
 POLL_SECONDS = 0.2
 
 
@@ -36,11 +38,13 @@ def acquire(
     *,
     wait: float | None,
     on_wait: Callable[[str], None] | None,
+    stop: threading.Event | None = None,
 ) -> None:
     """Call ``try_lock`` until it succeeds, or raise :class:`MirrorBusy`.
 
     ``wait`` is None (do not wait), a number of seconds, or ``math.inf``.
     ``on_wait`` is told once, with who holds the lock, that we are waiting.
+    Setting ``stop`` ends the wait at once with MirrorBusy.
     """
     if try_lock():
         return
@@ -49,9 +53,12 @@ def acquire(
         raise MirrorBusy(location, who)
     if on_wait is not None:
         on_wait(who)
-    deadline = time.monotonic() + wait if math.isfinite(wait) else math.inf
+    started = time.monotonic()
+    deadline = started + wait if math.isfinite(wait) else math.inf
+    stop = stop if stop is not None else threading.Event()
     while True:
-        time.sleep(POLL_SECONDS)
+        if stop.wait(POLL_SECONDS):
+            raise MirrorBusy(location, holder(), waited=round(time.monotonic() - started, 1))
         if try_lock():
             return
         if time.monotonic() >= deadline:
@@ -64,9 +71,11 @@ def mirror_lock(
     *,
     wait: float | None = None,
     on_wait: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[None]:
     """Hold an exclusive lock on ``<location>.lock`` when ``location`` is a file path."""
-    path = Path(location)
+    # Resolved: a symlink to the database must share the real file's lock.
+    path = Path(location).resolve() if "://" not in location else Path(location)
     if "://" in location or not path.parent.is_dir():
         yield
         return
@@ -87,7 +96,7 @@ def mirror_lock(
         return f"pid {pid}" if pid else "another process"
 
     try:
-        acquire(try_lock, holder, location, wait=wait, on_wait=on_wait)
+        acquire(try_lock, holder, location, wait=wait, on_wait=on_wait, stop=stop)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield

@@ -123,6 +123,10 @@ _ID_DECODER = msgspec.json.Decoder(_IdOnly)
 # --- Public API ---------------------------------------------------------------------
 
 
+#: A JSON ``\u0000`` escape (not an escaped backslash followed by "u0000").
+_NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+
+
 def normalize(raw: RawCve) -> CveRecord | Quarantined:
     """Decode one ``cve`` object; return a ``CveRecord`` or, if unusable, a ``Quarantined``.
 
@@ -130,8 +134,13 @@ def normalize(raw: RawCve) -> CveRecord | Quarantined:
     buffer view such as ``memoryview`` or ``msgspec.Raw``). Never raises for bad input.
     """
     data = raw if type(raw) is bytes else bytes(raw)
+    typed = data
+    if b"\\u0000" in data:
+        # PostgreSQL text cannot hold NUL, and one such record would fail its batch on
+        # every retry: the typed columns drop it, ``raw`` keeps the bytes NVD sent.
+        typed = _NUL.sub(rb"\1", data)
     try:
-        cve = _DECODER.decode(data)
+        cve = _DECODER.decode(typed)
     except msgspec.ValidationError as exc:
         # Valid JSON of the wrong shape, e.g. "Expected `str`, got `int` - at `$.published`".
         return Quarantined(raw=data, reason=str(exc), cve_id=_recover_id(data))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -208,8 +209,18 @@ async def sync_async(
     held = contextlib.ExitStack()
     try:
         # In a thread: waiting for the lock must not block an event loop that serves.
-        await asyncio.to_thread(held.enter_context,
-                                store.writer_lock(wait=wait, on_wait=on_wait))
+        # On cancellation (Ctrl-C) the thread is told to stop waiting and awaited, so
+        # that it can neither keep the process alive nor take the lock afterwards.
+        stop = threading.Event()
+        taking = asyncio.ensure_future(asyncio.to_thread(
+            held.enter_context, store.writer_lock(wait=wait, on_wait=on_wait, stop=stop)))
+        try:
+            await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            stop.set()
+            with contextlib.suppress(BaseException):
+                await taking
+            raise
         pending = await runner.db(store.load_plan)
         if repair is not None and pending is not None and pending.mode != "repair":
             raise ConfigError("an interrupted sync is pending: run `nvdsync sync` to finish it "

@@ -139,3 +139,17 @@ def test_two_writers_racing_on_the_same_ids_keep_the_newest(db: str, make_record
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_symlink_to_the_database_shares_its_lock(tmp_path) -> None:
+    real = tmp_path / "real.sqlite"
+    link = tmp_path / "link.sqlite"
+    first = open_store(str(real))
+    link.symlink_to(real)
+    second = open_store(str(link))
+    try:
+        with first.writer_lock(), pytest.raises(MirrorBusy), second.writer_lock():
+            pass
+    finally:
+        first.close()
+        second.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable, Iterator, Sequence
     from contextlib import AbstractContextManager
     from datetime import datetime
@@ -37,12 +38,14 @@ class Store(Protocol):
         ...
 
     def writer_lock(
-        self, *, wait: float | None = None, on_wait: Callable[[str], None] | None = None
+        self, *, wait: float | None = None, on_wait: Callable[[str], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> AbstractContextManager[None]:
         """Exclusive for one sync; raises MirrorBusy when another holds it.
 
         With ``wait`` (seconds, or ``math.inf``) it waits that long for the holder to
-        finish, calling ``on_wait(holder)`` once when it starts waiting.
+        finish, calling ``on_wait(holder)`` once when it starts waiting; setting
+        ``stop`` ends the wait with MirrorBusy.
         """
         ...
 

@@ -15,17 +15,20 @@ refused sync can say which process holds the mirror.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from nvdsync.lock import acquire, mirror_lock
 from nvdsync.store.engine import translate_errors
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable, Iterator
 
     from sqlalchemy.engine import Connection, Engine
@@ -40,6 +43,8 @@ _HOLDER = text(
     "AND l.classid::bigint = :high AND l.objid::bigint = :low LIMIT 1"
 )
 
+
+log = logging.getLogger(__name__)
 
 _NAME_PREFIX = "nvdsync sync "  # application_name of the session holding the lock
 
@@ -57,6 +62,7 @@ def writer_lock(
     *,
     wait: float | None = None,
     on_wait: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[None]:
     """Be the only sync writing this mirror until the block ends.
 
@@ -64,7 +70,7 @@ def writer_lock(
     ``wait`` is None, or still holds it after ``wait`` seconds.
     """
     if engine.dialect.name != "postgresql":
-        with mirror_lock(location, wait=wait, on_wait=on_wait):
+        with mirror_lock(location, wait=wait, on_wait=on_wait, stop=stop):
             yield
         return
     with translate_errors(location, "taking the writer lock"):
@@ -72,9 +78,12 @@ def writer_lock(
     try:
         with translate_errors(location, "taking the writer lock"):
             key = advisory_key(str(conn.scalar(text("SELECT current_schema()"))))
+            # The lock lives as long as this session, which is idle for the whole sync:
+            # a server-side idle timeout would end it and free the lock under us.
+            conn.execute(text("SET idle_session_timeout = 0"))
             conn.commit()
             acquire(lambda: _try(conn, key), lambda: _holder(conn, key), location,
-                    wait=wait, on_wait=on_wait)
+                    wait=wait, on_wait=on_wait, stop=stop)
             # Named once it holds the lock, so that only the holder's session is named.
             conn.execute(text("SELECT set_config('application_name', :name, false)"),
                          {"name": f"{_NAME_PREFIX}pid {os.getpid()} on {socket.gethostname()}"})
@@ -82,11 +91,17 @@ def writer_lock(
         try:
             yield
         finally:
-            with translate_errors(location, "releasing the writer lock"):
+            try:
                 conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
                 # The connection goes back to the pool: it no longer names the holder.
                 conn.execute(text("RESET application_name"))
                 conn.commit()
+            except SQLAlchemyError as exc:
+                # The session is gone, and the lock with it: nothing left to release.
+                # Raising here would replace the sync's own result or error.
+                log.warning("releasing the writer lock of %s failed (%s); the lock ended "
+                            "with its session", location, exc.__class__.__name__)
+                conn.invalidate()
     finally:
         conn.close()
 

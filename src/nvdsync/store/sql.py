@@ -43,6 +43,7 @@ from nvdsync.store.schema import runs as runs_table  # ``status`` has a ``runs``
 from nvdsync.store.writes import BatchWriter, newest
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable, Iterator, Sequence
     from contextlib import AbstractContextManager
 
@@ -302,10 +303,12 @@ class SqlStore:
         )
 
     def writer_lock(
-        self, *, wait: float | None = None, on_wait: Callable[[str], None] | None = None
+        self, *, wait: float | None = None, on_wait: Callable[[str], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> AbstractContextManager[None]:
         """Be the only sync writing this mirror; see :mod:`.locking`."""
-        return writer_lock(self._engine, self.location, wait=wait, on_wait=on_wait)
+        return writer_lock(self._engine, self.location, wait=wait, on_wait=on_wait,
+                           stop=stop)
 
     def close(self) -> None:
         self._engine.dispose()
