@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nvdsync.mock.filters import keyword_matches
 from nvdsync.models import CveRecord
 from nvdsync.normalize import normalize
 from nvdsync.store import SqlStore, open_store
@@ -67,17 +67,9 @@ def best(record: CveRecord) -> Any:
 
 
 def keyword_hit(description: str | None, keyword: str, *, exact: bool = False) -> bool:
-    """NVD keywordSearch on one description, read as words (runs of ``\\w``): each
-    keyword word begins a word of the text; with ``exact``, the words occur in order
-    as consecutive whole words."""
-    words = re.findall(r"\w+", (description or "").lower())
-    wanted = re.findall(r"\w+", keyword.lower())
-    if not wanted:
-        return False
-    if exact:
-        n = len(wanted)
-        return any(words[i : i + n] == wanted for i in range(len(words) - n + 1))
-    return all(any(word.startswith(w) for word in words) for w in wanted)
+    """NVD keywordSearch on one description: the mock NVD's plain-Python reading, an
+    oracle independent of the SQL (FTS5 / tsvector) under test."""
+    return keyword_matches(description or "", keyword, exact=exact)
 
 
 def raw_by_id() -> dict[str, bytes]:

@@ -86,10 +86,6 @@ class MemoryPolicy:
         self._pages = 0  # pages committed so far
         self._halved_at = 0  # pages committed when the batch size was last halved
 
-    @property
-    def backpressure(self) -> bool:
-        return self.prefetch_paused
-
     # --- run boundaries ---------------------------------------------------------------
     def start(self) -> MemorySample:
         """Take the baseline, log the start and system lines, start the sampler."""

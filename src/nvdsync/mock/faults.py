@@ -37,17 +37,15 @@ class MockStats:
         self._lock = threading.Lock()
         self._log: deque[RequestLogEntry] = deque(maxlen=log_limit)
         self._by_status: Counter[int] = Counter()
-        self._records_served = 0
         self._cuts = 0
 
     def record(
-        self, method: str, target: str, status: int, *, records: int = 0, cut: bool = False
+        self, method: str, target: str, status: int, *, cut: bool = False
     ) -> None:
         """Count one answered request."""
         with self._lock:
             self._log.append(RequestLogEntry(method, target, status))
             self._by_status[status] += 1
-            self._records_served += records
             self._cuts += cut
 
     @property
@@ -69,12 +67,6 @@ class MockStats:
             return self._by_status[403]
 
     @property
-    def records_served(self) -> int:
-        """Records sent in 200 pages (including pages that were then cut)."""
-        with self._lock:
-            return self._records_served
-
-    @property
     def cuts(self) -> int:
         """Number of 200 bodies cut mid-stream."""
         with self._lock:
@@ -91,7 +83,6 @@ class MockStats:
         with self._lock:
             self._log.clear()
             self._by_status.clear()
-            self._records_served = 0
             self._cuts = 0
 
 

@@ -134,7 +134,7 @@ class MockApp:
             # Level 1: 9 MB pages must compress in tens of ms; ratio hardly matters here.
             body = gzip.compress(body, compresslevel=1, mtime=0)
             headers.append(("Content-Encoding", "gzip"))
-        self.send(h, 200, body, headers, records=len(page.records), cut=decision.cut)
+        self.send(h, 200, body, headers, cut=decision.cut)
 
     def _maybe_mutate(self, decision: Decision) -> None:
         plan = self.config.mutate
@@ -159,12 +159,11 @@ class MockApp:
         body: bytes = b"",
         headers: list[tuple[str, str]] | None = None,
         *,
-        records: int = 0,
         cut: bool = False,
     ) -> None:
         """Send one complete response (or a cut one) and count it in the statistics."""
         # Count first: a client that has seen the response must see it in the stats.
-        self.stats.record(h.command, h.path, status, records=records, cut=cut)
+        self.stats.record(h.command, h.path, status, cut=cut)
         h.send_response(status)
         for name, value in headers or ():
             h.send_header(name, value)

@@ -17,6 +17,7 @@ from nvdsync.cpe import parse_cpe
 from nvdsync.errors import InvalidQuery
 from nvdsync.mock.data import nvd_time
 from nvdsync.mock.dataset import Query
+from nvdsync.search_filters import MAX_KEYWORD
 
 __all__ = ["BAD_DATE", "MAX_RANGE", "InvalidRequest", "parse_query"]
 
@@ -59,7 +60,6 @@ _SEVERITIES = {
 # a served mirror refuse the same requests: CWE ids of at most 9 digits, keywords of
 # at most 1,000 characters.
 _CWE_RE = re.compile(r"CWE-\d{1,9}|NVD-CWE-Other|NVD-CWE-noinfo", re.IGNORECASE)
-_MAX_KEYWORD = 1000
 _CWE_CANONICAL = {"nvd-cwe-other": "NVD-CWE-Other", "nvd-cwe-noinfo": "NVD-CWE-noinfo"}
 # An explicit offset is required (NVD rejects offset-less dates since mid-2025, and
 # "-05" without minutes). A "+" the client failed to encode as %2B arrives as a space
@@ -163,8 +163,8 @@ def parse_query(query_string: str, max_page_size: int) -> Query:
     keyword = params.get("keywordSearch")
     if keyword is not None and not keyword.strip():
         raise InvalidRequest("Invalid keywordSearch value: it must not be empty.")
-    if keyword is not None and len(keyword) > _MAX_KEYWORD:
-        raise InvalidRequest(f"Invalid keywordSearch value: longer than {_MAX_KEYWORD} "
+    if keyword is not None and len(keyword) > MAX_KEYWORD:
+        raise InvalidRequest(f"Invalid keywordSearch value: longer than {MAX_KEYWORD} "
                              "characters.")
     if flags["keywordExactMatch"] and keyword is None:
         raise InvalidRequest("keywordExactMatch requires keywordSearch.")
